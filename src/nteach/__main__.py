@@ -1,0 +1,5 @@
+import sys
+
+from nteach.cli import main
+
+sys.exit(main())

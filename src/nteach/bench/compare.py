@@ -1,0 +1,114 @@
+"""`nteach compare`: several teachers on the same image, network and seed, one after another."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nteach.errors import UserError
+from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
+from nteach.runs import new_run_folder, save_figure, write_json, write_text
+
+
+@dataclass
+class CompareConfig(SignalModelConfig):
+    """`nteach compare`: each teacher fits the same image from the same initial network."""
+
+    teachers: str = field(default="full,uniform,int,nint", metadata={"help": "comma-separated teachers"})
+    targets: str = field(default="22,25,28", metadata={"help": "comma-separated PSNR targets in dB"})
+    out: str | None = field(default=None, metadata={"help": "results folder (default runs/compare-IMAGE)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing results folder"})
+
+    def teacher_names(self) -> list[str]:
+        names = [name.strip() for name in self.teachers.split(",") if name.strip()]
+        if not names:
+            raise UserError("give at least one teacher")
+        return names
+
+    def target_values(self) -> list[float]:
+        try:
+            return sorted(float(t) for t in self.targets.split(",") if t.strip())
+        except ValueError:
+            raise UserError(f"targets must be numbers separated by commas, got {self.targets!r}") from None
+
+
+def time_to_target(history: list[dict], target: float, metric: str = "psnr") -> float | None:
+    """Training seconds at the first evaluation that reached ``target`` (None if never)."""
+    return next((r["seconds"] for r in history if r[metric] >= target), None)
+
+
+def machine() -> dict:
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
+            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _ratio(value: float | None, reference: dict | None, key: str) -> str:
+    """value / full's time; when full never reached the target, a bound from full's whole budget."""
+    if value is None or reference is None:
+        return "–"
+    full_time = reference["time_to_target"][key]
+    if full_time is None:
+        return f"< {value / reference['train_seconds']:.2f}"
+    return f"{value / full_time:.2f}" if full_time > 0 else "–"
+
+
+def table(results: dict[str, dict], targets: list[float]) -> str:
+    """Markdown: time to each target and final PSNR, with ratios to `full` when it ran."""
+    reference = results.get("full")
+    header = ["teacher", "steps"]
+    for target in targets:
+        header += [f"time to {target:g} dB (s)", "× full"]
+    header += ["PSNR at budget (dB)", "Δ full (dB)", "SSIM"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, result in results.items():
+        row = [name, str(result["steps"])]
+        for target in targets:
+            seconds = result["time_to_target"][f"{target:g}"]
+            row += ["not reached" if seconds is None else f"{seconds:.1f}",
+                    _ratio(seconds, reference, f"{target:g}")]
+        delta = f"{result['final_psnr'] - reference['final_psnr']:+.2f}" if reference else "–"
+        row += [f"{result['final_psnr']:.2f}", delta, f"{result['final_ssim']:.3f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict, Path]:
+    """Run every teacher, then write results.json, table.md and the plots into one folder."""
+    from nteach.viz import quality_vs_time, reconstructions
+
+    names, targets = config.teacher_names(), config.target_values()
+    signal = load_signal(config)
+    fits = {name: build_fit(config, name, signal) for name in names}  # validates all before running
+    folder = new_run_folder(Path(config.out or f"runs/compare-{signal.name}"), config.overwrite)
+    results, pictures = {}, {}
+    for name, fit in fits.items():
+        if show_progress:
+            print(f"== {name}")
+        fit.run(show_progress=show_progress)
+        last = fit.history[-1]
+        results[name] = {
+            "steps": fit.step, "train_seconds": fit.clock.seconds,
+            "final_psnr": last["psnr"], "final_ssim": last["ssim"],
+            "best_psnr": max(r["psnr"] for r in fit.history),
+            "time_to_target": {f"{t:g}": time_to_target(fit.history, t) for t in targets},
+            "history": fit.history,
+        }
+        pictures[name] = (signal.to_image(fit.predictions()), last["psnr"])
+        fits[name] = None  # free the network before the next teacher
+    markdown = table(results, targets)
+    write_json(folder / "results.json", {"machine": machine(), "config": asdict(config),
+                                         "signal": {"name": signal.name, "shape": list(signal.shape)},
+                                         "results": results})
+    write_text(folder / "table.md", markdown)
+    save_figure(folder / "quality_vs_time.png", quality_vs_time(
+        {n: r["history"] for n, r in results.items()}, targets=tuple(targets),
+        title=f"{signal.name} {signal.shape[0]}x{signal.shape[1]}, {config.model} "
+              f"{config.depth}x{config.width}, ratio {config.ratio}"))
+    save_figure(folder / "reconstructions.png", reconstructions(signal.image, pictures))
+    return results, folder
+
+

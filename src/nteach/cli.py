@@ -1,0 +1,125 @@
+"""The `nteach` command. Its options are generated from the config dataclasses.
+
+Errors a user can cause print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import warnings
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+from nteach.bench.compare import CompareConfig, run_compare
+from nteach.errors import UserError
+from nteach.inr.experiment import FitConfig, default_budget, run_fit
+from nteach.runs import CONFIG
+
+TYPES = {"int": int, "float": float, "str": str}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit code 2, no usage dump
+        self.exit(2, f"nteach: error: {message}\n")
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One option per dataclass field: its type, default and help come from the field."""
+    for f in fields(config_class):
+        default = None if f.default is MISSING else f.default
+        help_text = f.metadata.get("help", "")
+        kind = TYPES.get(str(f.type).split(" |")[0])
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, nargs="?", default=default, help=f"{help_text} (default {default})")
+        elif str(f.type) == "bool":
+            parser.add_argument("--" + f.name.replace("_", "-"), action="store_true", help=help_text)
+        else:
+            parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
+                                help=f"{help_text} (default {default})")
+
+
+def config_from(args: argparse.Namespace, config_class: type):
+    return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
+
+
+def stop_on_signals() -> threading.Event:
+    """First Ctrl-C (or SIGTERM) asks the run to checkpoint and stop after the current step."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nnteach: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def command_fit(args: argparse.Namespace) -> int:
+    if args.resume:
+        folder = Path(args.resume)
+        if not (folder / CONFIG).is_file():
+            raise UserError(f"{folder} is not a run folder (no {CONFIG})")
+        config = FitConfig(**json.loads((folder / CONFIG).read_text()))
+    else:
+        folder, config = None, config_from(args, FitConfig)
+        default_budget(config, steps=1000)
+    stop = stop_on_signals()
+    fit, folder = run_fit(config, resume_folder=folder, show_progress=not args.quiet, stop=stop)
+    last = fit.history[-1]
+    if stop.is_set():
+        print(f"stopped at step {fit.step}; continue with: nteach fit --resume {folder}", file=sys.stderr)
+        return 130
+    print(f"{config.teacher}: {fit.step} steps, {fit.clock.seconds:.1f} s training, "
+          f"PSNR {last['psnr']:.2f} dB, SSIM {last['ssim']:.3f} -> {folder}")
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    config = config_from(args, CompareConfig)
+    default_budget(config, seconds=40.0)
+    _, folder = run_compare(config, show_progress=not args.quiet)
+    print((folder / "table.md").read_text(), end="")
+    print(f"results, table and plots in {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="nteach", description="Train neural networks faster by teaching them.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    fit = commands.add_parser("fit", help="fit an implicit neural representation to an image")
+    add_config_options(fit, FitConfig)
+    fit.add_argument("--resume", metavar="RUN", help="continue the run in this folder (its saved settings)")
+    fit.set_defaults(handler=command_fit)
+    compare = commands.add_parser("compare", help="several teachers on the same image, side by side")
+    add_config_options(compare, CompareConfig)
+    compare.set_defaults(handler=command_compare)
+    for sub in (fit, compare):
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"nteach: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            return args.handler(args)
+        except UserError as error:
+            print(f"nteach: error: {error}", file=sys.stderr)
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

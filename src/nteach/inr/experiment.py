@@ -1,0 +1,150 @@
+"""One image fit from a config: build it, run it, write its run folder, resume it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nteach.errors import UserError
+from nteach.inr.fit import Budget, Fit
+from nteach.inr.models import LEARNING_RATES, make_model
+from nteach.inr.signals import ImageSignal, load_image
+from nteach.runs import (CHECKPOINT, CONFIG, load_checkpoint, new_run_folder, save_checkpoint, save_figure,
+                         write_json, write_jsonl)
+from nteach.teaching import Teacher
+
+
+def _opt(help: str, **extra) -> dict:
+    return {"help": help, **extra}
+
+
+@dataclass
+class SignalModelConfig:
+    """What to fit and with which network: shared by `nteach fit` and `nteach compare`."""
+
+    image: str = field(default="astronaut", metadata=_opt(
+        "image file (PNG, JPEG, TIFF, ...) or a bundled scikit-image name", positional=True))
+    size: int | None = field(default=128, metadata=_opt(
+        "resize so the longer side has this many pixels (0 keeps the original size)"))
+    gray: bool = field(default=False, metadata=_opt("fit the gray version of the image"))
+    model: str = field(default="siren", metadata=_opt("INR architecture"))
+    width: int = field(default=128, metadata=_opt("units per hidden layer"))
+    depth: int = field(default=3, metadata=_opt("number of hidden (sine) layers"))
+    omega_0: float = field(default=30.0, metadata=_opt("SIREN frequency factor"))
+    lr: float | None = field(default=None, metadata=_opt("Adam learning rate (default: the model's usual one)"))
+    ratio: float = field(default=0.2, metadata=_opt("fraction of coordinates trained on per step, in (0, 1]"))
+    schedule: str | None = field(default=None, metadata=_opt(
+        "ratio schedule: constant, linear, step, cosine, reverse-cosine (default: the teacher's own)"))
+    interval: str | None = field(default=None, metadata=_opt(
+        "re-selection interval: dense, dense2, incremental, reverse-incremental, void (default: the teacher's)"))
+    steps: int | None = field(default=None, metadata=_opt("training steps (or give --seconds)"))
+    seconds: float | None = field(default=None, metadata=_opt("training seconds, scoring included"))
+    seed: int = field(default=0, metadata=_opt("seed for the network and the teacher"))
+    chunk: int = field(default=65536, metadata=_opt("coordinates per chunk in full passes (bounds memory)"))
+    device: str = field(default="auto", metadata=_opt("cpu, cuda, cuda:N or auto"))
+
+
+@dataclass
+class FitConfig(SignalModelConfig):
+    """`nteach fit`: one teacher, one run folder."""
+
+    teacher: str = field(default="nint", metadata=_opt("teaching strategy"))
+    out: str | None = field(default=None, metadata=_opt("run folder (default runs/TEACHER-IMAGE)"))
+    overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
+    eval_every: float | None = field(default=None, metadata=_opt(
+        "evaluate every this many steps (or seconds, for --seconds); default: 50 evaluations"))
+    checkpoint_every: int = field(default=500, metadata=_opt("steps between checkpoints (0: only at the end)"))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but no CUDA GPU is available")
+    return device
+
+
+def load_signal(config: SignalModelConfig) -> ImageSignal:
+    return load_image(config.image, size=config.size or None, gray=config.gray)
+
+
+def build_fit(config: SignalModelConfig, teacher_name: str, signal: ImageSignal,
+              eval_every: float | None = None) -> Fit:
+    """Model, teacher and budget from ``config``, all seeded from ``config.seed``."""
+    budget = Budget(steps=config.steps, seconds=config.seconds)
+    if config.chunk <= 0:
+        raise UserError(f"chunk must be > 0, got {config.chunk}")
+    torch.manual_seed(config.seed)
+    model = make_model(config.model, signal.coords.shape[1], signal.targets.shape[1],
+                       width=config.width, depth=config.depth, omega_0=config.omega_0)
+    teacher = Teacher(teacher_name, len(signal), ratio=config.ratio, schedule=config.schedule,
+                      interval=config.interval, seed=config.seed)
+    lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]
+    if lr <= 0:
+        raise UserError(f"learning rate must be > 0, got {lr}")
+    return Fit(signal, model, teacher, budget, lr=lr, eval_every=eval_every, chunk=config.chunk,
+               device=resolve_device(config.device))
+
+
+def summarize(fit: Fit, config: dict) -> dict:
+    history = fit.history
+    best = max(history, key=lambda r: r["psnr"])
+    return {
+        "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds,
+        "final_psnr": history[-1]["psnr"], "final_ssim": history[-1]["ssim"],
+        "best_psnr": best["psnr"], "best_ssim": max(r["ssim"] for r in history),
+        "config": config,
+    }
+
+
+def write_outputs(fit: Fit, folder: Path, config: dict) -> None:
+    """Reconstruction, plots, history and summary: everything a person looks at after a run."""
+    from nteach.viz import quality_vs_time, selection_heatmap
+
+    folder = Path(folder)
+    fit.signal.save_reconstruction(fit.predictions(), folder / "reconstruction.png")
+    teacher = config.get("teacher", "")
+    save_figure(folder / "quality_vs_time.png",
+                quality_vs_time({teacher: fit.history}, title=f"{fit.signal.name}: {teacher}"))
+    frequency = (fit.counts.float() / max(fit.step, 1)).cpu().numpy().reshape(fit.signal.shape[:2])
+    save_figure(folder / "selection_heatmap.png",
+                selection_heatmap(frequency, title=f"{teacher}: how often each pixel was trained on"))
+    write_jsonl(folder / "history.jsonl", fit.history)
+    write_json(folder / "summary.json", summarize(fit, config))
+
+
+def default_budget(config: SignalModelConfig, steps: int | None = None, seconds: float | None = None) -> None:
+    """Fill in a budget when the user gave neither --steps nor --seconds."""
+    if config.steps is None and config.seconds is None:
+        config.steps, config.seconds = steps, seconds
+
+
+def run_fit(config: FitConfig, resume_folder: Path | None = None, show_progress: bool = True,
+            stop: threading.Event | None = None) -> tuple[Fit, Path]:
+    """Fit into a new run folder, or resume the one given; checkpoints go to folder/checkpoint.pt.
+
+    Everything a user can get wrong is checked before the folder is created.
+    """
+    signal = load_signal(config)
+    fit = build_fit(config, config.teacher, signal, eval_every=config.eval_every)
+    if resume_folder is not None:
+        folder = Path(resume_folder)
+        fit.load_state_dict(load_checkpoint(folder / CHECKPOINT))
+    else:
+        folder = new_run_folder(Path(config.out or f"runs/{config.teacher}-{signal.name}"), config.overwrite)
+        write_json(folder / CONFIG, asdict(config))
+
+    def checkpoint() -> None:
+        save_checkpoint(folder / CHECKPOINT, fit.state_dict())
+
+    fit.run(show_progress=show_progress, stop=stop, checkpoint=checkpoint,
+            checkpoint_every=config.checkpoint_every)
+    write_outputs(fit, folder, asdict(config))
+    return fit, folder

@@ -1,0 +1,95 @@
+"""Signals to fit: coordinates in [-1, 1]^d, targets in [0, 1], and how to judge a fit."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage import color, data, io, transform, util
+
+from nteach.errors import UserError
+from nteach.inr.metrics import psnr, ssim
+
+# scikit-image's images that ship inside the package (no download at run time)
+BUNDLED_IMAGES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
+
+
+def grid(shape: tuple[int, ...]) -> torch.Tensor:
+    """Row-major coordinates of a grid of ``shape``, each axis spanning [-1, 1]: (prod(shape), len(shape))."""
+    axes = [torch.linspace(-1.0, 1.0, n) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
+
+
+@dataclass
+class ImageSignal:
+    """An H x W x C image as N = H W coordinate/value pairs."""
+
+    name: str
+    image: np.ndarray  # H x W x C float in [0, 1]
+
+    def __post_init__(self) -> None:
+        self.coords = grid(self.image.shape[:2])
+        self.targets = torch.from_numpy(self.image.reshape(-1, self.image.shape[2])).float()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.image.shape
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def to_image(self, values: torch.Tensor) -> np.ndarray:
+        """Predictions (N x C) back to an H x W x C array clipped to [0, 1]."""
+        return values.detach().clamp(0, 1).cpu().numpy().reshape(self.shape)
+
+    def evaluate(self, predictions: torch.Tensor) -> dict[str, float]:
+        """PSNR and SSIM of predictions over the whole image, after clipping to [0, 1]."""
+        clipped = predictions.detach().clamp(0, 1).cpu()
+        return {"psnr": psnr(clipped, self.targets),
+                "ssim": ssim(self.to_image(clipped), self.image)}
+
+    def save_reconstruction(self, predictions: torch.Tensor, path: Path) -> None:
+        pixels = util.img_as_ubyte(self.to_image(predictions))
+        io.imsave(path, pixels[..., 0] if self.shape[2] == 1 else pixels, check_contrast=False)
+
+
+def _read(source: str) -> np.ndarray:
+    if source in BUNDLED_IMAGES:
+        return getattr(data, source)()
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"no such image: {source} (a path, or one of {', '.join(BUNDLED_IMAGES)})")
+    try:
+        return io.imread(path)
+    except (OSError, ValueError, SyntaxError) as error:  # what imageio / Pillow raise for non-images
+        raise UserError(f"cannot read {source} as an image: {str(error).splitlines()[0]}") from None
+
+
+def load_image(source: str = "astronaut", size: int | None = None, gray: bool = False) -> ImageSignal:
+    """An image from a file path (PNG, JPEG, TIFF, ...) or a bundled scikit-image name.
+
+    ``size`` resizes so that the longer side has ``size`` pixels; ``gray``
+    converts RGB to one channel. An alpha channel is composited on white.
+    """
+    pixels = _read(source)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        warnings.warn(f"{source}: alpha channel composited on white", stacklevel=2)
+        pixels = color.rgba2rgb(pixels)
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3)):
+        raise UserError(f"{source}: expected a gray or RGB image, got an array of shape {pixels.shape}")
+    image = util.img_as_float(pixels).astype(np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if gray and image.shape[2] == 3:
+        image = color.rgb2gray(image)[..., None].astype(np.float32)
+    if size is not None:
+        if size <= 0:
+            raise UserError(f"size must be > 0, got {size}")
+        scale = size / max(image.shape[:2])
+        new_shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+        image = transform.resize(image, new_shape, anti_aliasing=True).astype(np.float32)
+    name = source if source in BUNDLED_IMAGES else Path(source).stem
+    return ImageSignal(name=name, image=np.clip(image, 0.0, 1.0))

@@ -1,0 +1,74 @@
+"""Run folders: every file is written to a temporary name and then renamed, so none is ever half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from nteach.errors import UserError
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: Path, value) -> None:
+    write_text(path, json.dumps(value, indent=2, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise UserError(f"no checkpoint at {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_figure(path: Path, figure) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight"))
+    plt.close(figure)
+
+
+def new_run_folder(out: Path, overwrite: bool) -> Path:
+    """Create ``out`` for a new run; an existing folder needs ``overwrite`` (or --resume)."""
+    out = Path(out)
+    if out.exists():
+        if not overwrite:
+            raise UserError(f"run folder {out} already exists; pass --resume {out} to continue it "
+                            "or --overwrite to start again")
+        if not out.is_dir():
+            raise UserError(f"{out} exists and is not a folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return out

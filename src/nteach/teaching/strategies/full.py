@@ -1,0 +1,16 @@
+"""Full batch: every example at every step (the standard way to fit)."""
+
+from dataclasses import dataclass
+
+from nteach.teaching.strategies.base import Selection, Strategy
+from nteach.teaching.strategies.registry import register
+
+
+@register
+@dataclass(frozen=True)
+class Full(Strategy):
+    name = "full"
+    default_interval = "void"
+
+    def select(self, scores, budget, pool_size, event, generator) -> Selection:
+        return Selection(indices=None)

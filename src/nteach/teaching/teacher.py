@@ -1,0 +1,84 @@
+"""Teacher: a strategy plus its ratio and interval schedules, with checkpointable state.
+
+The teacher owns no model, optimizer or data. At each training step the
+caller asks ``teacher.select(step, progress, score)``; at selection events
+the teacher asks ``score(name)`` for the scores its strategy needs, caches
+them, and returns a new Selection. Between events it returns the last one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from nteach.errors import UserError
+from nteach.teaching.schedules import check_ratio, interval_at, is_selection_event, ratio_at
+from nteach.teaching.strategies import Selection, Strategy, make_strategy
+
+ScoreFn = Callable[[str], torch.Tensor]
+
+
+class Teacher:
+    """Chooses which of ``pool_size`` examples to train on at each step."""
+
+    def __init__(self, strategy: str | Strategy, pool_size: int, ratio: float = 0.2,
+                 schedule: str | None = None, interval: str | None = None, seed: int = 0,
+                 **options) -> None:
+        self.strategy = make_strategy(strategy, **options) if isinstance(strategy, str) else strategy
+        if pool_size <= 0:
+            raise UserError(f"the pool must hold at least one example, got {pool_size}")
+        self.pool_size = pool_size
+        self.ratio = check_ratio(ratio)
+        self.schedule = schedule or self.strategy.default_schedule
+        self.interval = interval or self.strategy.default_interval
+        ratio_at(self.schedule, 0, 1, ratio)  # fail now on an unknown name, not mid-run
+        interval_at(self.interval, 0, 1)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.events = 0  # selection events so far (NINT's u)
+        self.last_event: int | None = None
+        self.scores: dict[str, torch.Tensor] = {}
+        self.selection: Selection | None = None
+
+    def budget(self, progress: float) -> int:
+        """How many examples to select at ``progress`` in [0, 1] of the run."""
+        fraction = ratio_at(self.schedule, progress, 1.0, self.ratio)
+        return max(1, min(self.pool_size, round(fraction * self.pool_size)))
+
+    def select(self, step: int, progress: float, score: ScoreFn) -> Selection:
+        """The selection to train on at iteration ``step``, ``progress`` in [0, 1] of the budget."""
+        if self.interval == "void":
+            return Selection(indices=None)
+        if self.selection is None or is_selection_event(self.interval, step, self.last_event, progress, 1.0):
+            for name in self.strategy.needs(self.events):
+                self.scores[name] = score(name)
+            self.selection = self.strategy.select(
+                self.scores, self.budget(progress), self.pool_size, self.events, self.generator)
+            self.last_event = step
+            self.events += 1
+        return self.selection
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume the same sequence of selections."""
+        selection = self.selection or Selection(indices=None)
+        return {
+            "events": self.events,
+            "last_event": self.last_event,
+            "scores": {name: s.cpu() for name, s in self.scores.items()},
+            "has_selection": self.selection is not None,
+            "indices": None if selection.indices is None else selection.indices.cpu(),
+            "weights": None if selection.weights is None else selection.weights.cpu(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.events = state["events"]
+        self.last_event = state["last_event"]
+        self.scores = {name: s.to(device) for name, s in state["scores"].items()}
+        self.selection = None
+        if state["has_selection"]:
+            indices, weights = state["indices"], state["weights"]
+            self.selection = Selection(
+                indices=None if indices is None else indices.to(device),
+                weights=None if weights is None else weights.to(device))
+        self.generator.set_state(state["generator"])

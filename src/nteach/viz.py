@@ -1,0 +1,47 @@
+"""Pictures of runs: quality against training time, and where the teacher looked."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def quality_vs_time(runs: dict[str, list[dict]], metric: str = "psnr",
+                    targets: tuple[float, ...] = (), title: str = ""):
+    """One line per run: ``metric`` against training seconds (scoring included, evaluation excluded)."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for label, history in runs.items():
+        axis.plot([r["seconds"] for r in history], [r[metric] for r in history], label=label, lw=1.8)
+    for target in targets:
+        axis.axhline(target, color="grey", lw=0.8, ls=":")
+    axis.set_xlabel("training time (s): steps + scoring, no evaluation")
+    axis.set_ylabel(f"{metric.upper()} (dB)" if metric == "psnr" else metric.upper())
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return figure
+
+
+def selection_heatmap(frequency: np.ndarray, title: str = ""):
+    """How often each pixel was trained on, as a fraction of steps."""
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    shown = axis.imshow(frequency, cmap="magma", vmin=0, vmax=max(float(frequency.max()), 1e-9))
+    axis.set_title(title)
+    axis.axis("off")
+    figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04, label="fraction of steps selected")
+    return figure
+
+
+def reconstructions(target: np.ndarray, pictures: dict[str, tuple[np.ndarray, float]]):
+    """The target and each run's reconstruction side by side, titled with its PSNR."""
+    panels = [("target", target, None)] + [(name, image, value) for name, (image, value) in pictures.items()]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
+    for axis, (name, image, value) in zip(np.atleast_1d(axes), panels):
+        gray = image.shape[2] == 1
+        axis.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None, vmin=0, vmax=1)
+        axis.set_title(name if value is None else f"{name}: {value:.2f} dB")
+        axis.axis("off")
+    return figure
