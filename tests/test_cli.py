@@ -54,7 +54,7 @@ def test_fit_writes_a_complete_run_folder(tmp_path, tiny_png, capsys):
     summary = json.loads((out / "summary.json").read_text())
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert summary["steps"] == 30 and summary["finished"] and summary["config"]["teacher"] == "nint"
-    assert summary["final_psnr"] == history[-1]["psnr"] > history[0]["psnr"]
+    assert summary["final_psnr"] == history[-1]["psnr"] > history[0]["psnr"] and summary["metric"] == "psnr"
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 30 and "generator" in checkpoint["teacher"]
     assert "PSNR" in capsys.readouterr().out

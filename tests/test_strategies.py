@@ -5,6 +5,7 @@ import torch
 
 from nteach.errors import UserError
 from nteach.teaching import Teacher, make_strategy
+from nteach.teaching.strategies.base import Context
 from nteach.teaching.strategies.nint import NINT
 
 
@@ -12,23 +13,28 @@ def generator(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def ctx(scores, budget, pool, event, g) -> Context:
+    return Context(scores=scores, budget=budget, pool_size=pool, event=event, step=event, progress=0.0,
+                   generator=g)
+
+
 def test_uniform_draws_budget_distinct_indices_reproducibly():
     strategy = make_strategy("uniform")
-    a = strategy.select({}, 30, 100, 0, generator(3)).indices
-    b = strategy.select({}, 30, 100, 0, generator(3)).indices
+    a = strategy.select(ctx({}, 30, 100, 0, generator(3))).indices
+    b = strategy.select(ctx({}, 30, 100, 0, generator(3))).indices
     assert len(a) == 30 and len(set(a.tolist())) == 30
     assert torch.equal(a, b)
-    assert not torch.equal(a, strategy.select({}, 30, 100, 0, generator(4)).indices)
+    assert not torch.equal(a, strategy.select(ctx({}, 30, 100, 0, generator(4))).indices)
 
 
 def test_int_takes_the_largest_residuals():
     residual = torch.rand(200, generator=generator(1))
-    chosen = make_strategy("int").select({"residual": residual}, 40, 200, 0, generator()).indices
+    chosen = make_strategy("int").select(ctx({"residual": residual}, 40, 200, 0, generator())).indices
     assert set(chosen.tolist()) == set(torch.argsort(residual, descending=True)[:40].tolist())
 
 
 def test_full_selects_everything():
-    assert make_strategy("full").select({}, 10, 10, 0, generator()).indices is None
+    assert make_strategy("full").select(ctx({}, 10, 10, 0, generator())).indices is None
 
 
 @pytest.mark.parametrize("u,expected", [(0, 0.3), (1, 0.3 * math.exp(-0.1)), (10, 0.3 / math.e),
@@ -59,7 +65,7 @@ def test_nint_batches_over_100_events(code_faithful):
         n_ntk, n_res, n_rand = strategy.part_sizes(budget, u)
         assert (n_ntk, n_rand) == (round(strategy.ntk_share(u) * budget), 70)
         assert n_res == 30 - n_ntk
-        chosen = strategy.select({"ntk": ntk, "residual": residual}, budget, pool, u, g).indices
+        chosen = strategy.select(ctx({"ntk": ntk, "residual": residual}, budget, pool, u, g)).indices
         assert len(chosen) == budget and len(set(chosen.tolist())) == budget
         ntk_part, res_part = chosen[:n_ntk], chosen[n_ntk:n_ntk + n_res]
         assert set(ntk_part.tolist()) == set(torch.argsort(ntk, descending=True)[:n_ntk].tolist())

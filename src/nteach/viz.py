@@ -26,22 +26,25 @@ def quality_vs_time(runs: dict[str, list[dict]], metric: str = "psnr",
 
 
 def selection_heatmap(frequency: np.ndarray, title: str = ""):
-    """How often each pixel was trained on, as a fraction of steps."""
+    """How often each example was trained on, as a fraction of steps, laid out as the signal is."""
     figure, axis = plt.subplots(figsize=(5.5, 5))
-    shown = axis.imshow(frequency, cmap="magma", vmin=0, vmax=max(float(frequency.max()), 1e-9))
+    shown = axis.imshow(frequency, cmap="magma", vmin=0, vmax=max(float(frequency.max()), 1e-9),
+                        aspect="auto" if frequency.shape[0] * 8 < frequency.shape[1] else "equal")
     axis.set_title(title)
     axis.axis("off")
     figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04, label="fraction of steps selected")
     return figure
 
 
-def reconstructions(target: np.ndarray, pictures: dict[str, tuple[np.ndarray, float]]):
-    """The target and each run's reconstruction side by side, titled with its PSNR."""
+def reconstructions(target: np.ndarray, pictures: dict[str, tuple[np.ndarray, float]], metric: str = "psnr"):
+    """The target and each run's reconstruction side by side, titled with its quality."""
     panels = [("target", target, None)] + [(name, image, value) for name, (image, value) in pictures.items()]
     figure, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
     for axis, (name, image, value) in zip(np.atleast_1d(axes), panels):
         gray = image.shape[2] == 1
         axis.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None, vmin=0, vmax=1)
-        axis.set_title(name if value is None else f"{name}: {value:.2f} dB")
+        if value is not None:
+            name += f": {value:.2f} dB" if metric == "psnr" else f": {metric} {value:.3f}"
+        axis.set_title(name)
         axis.axis("off")
     return figure

@@ -56,13 +56,14 @@ def _ratio(value: float | None, reference: dict | None, key: str) -> str:
     return f"{value / full_time:.2f}" if full_time > 0 else "–"
 
 
-def table(results: dict[str, dict], targets: list[float]) -> str:
-    """Markdown: time to each target and final PSNR, with ratios to `full` when it ran."""
+def table(results: dict[str, dict], targets: list[float], metric: str = "psnr") -> str:
+    """Markdown: time to each target and final quality, with ratios to `full` when it ran."""
     reference = results.get("full")
+    unit = " dB" if metric == "psnr" else ""
     header = ["teacher", "steps"]
     for target in targets:
-        header += [f"time to {target:g} dB (s)", "× full"]
-    header += ["PSNR at budget (dB)", "Δ full (dB)", "SSIM"]
+        header += [f"time to {target:g}{unit} (s)", "× full"]
+    header += [f"{metric.upper()} at budget", "Δ full"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, result in results.items():
         row = [name, str(result["steps"])]
@@ -70,8 +71,9 @@ def table(results: dict[str, dict], targets: list[float]) -> str:
             seconds = result["time_to_target"][f"{target:g}"]
             row += ["not reached" if seconds is None else f"{seconds:.1f}",
                     _ratio(seconds, reference, f"{target:g}")]
-        delta = f"{result['final_psnr'] - reference['final_psnr']:+.2f}" if reference else "–"
-        row += [f"{result['final_psnr']:.2f}", delta, f"{result['final_ssim']:.3f}"]
+        final = result["final"][metric]
+        delta = f"{final - reference['final'][metric]:+.2f}" if reference else "–"
+        row += [f"{final:.2f}" if metric == "psnr" else f"{final:.3f}", delta]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -82,6 +84,7 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
 
     names, targets = config.teacher_names(), config.target_values()
     signal = load_signal(config)
+    metric = signal.metric
     fits = {name: build_fit(config, name, signal) for name in names}  # validates all before running
     folder = new_run_folder(Path(config.out or f"runs/compare-{signal.name}"), config.overwrite)
     results, pictures = {}, {}
@@ -92,23 +95,25 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
         last = fit.history[-1]
         results[name] = {
             "steps": fit.step, "train_seconds": fit.clock.seconds,
-            "final_psnr": last["psnr"], "final_ssim": last["ssim"],
-            "best_psnr": max(r["psnr"] for r in fit.history),
-            "time_to_target": {f"{t:g}": time_to_target(fit.history, t) for t in targets},
+            "final": {k: v for k, v in last.items() if k not in ("step", "seconds", "selected")},
+            "best": max(r[metric] for r in fit.history),
+            "time_to_target": {f"{t:g}": time_to_target(fit.history, t, metric) for t in targets},
             "history": fit.history,
         }
-        pictures[name] = (signal.to_image(fit.predictions()), last["psnr"])
+        pictures[name] = (signal.preview(fit.predictions()), last[metric])
         fits[name] = None  # free the network before the next teacher
-    markdown = table(results, targets)
+    markdown = table(results, targets, metric)
     write_json(folder / "results.json", {"machine": machine(), "config": asdict(config),
-                                         "signal": {"name": signal.name, "shape": list(signal.shape)},
+                                         "signal": {"name": signal.name, "points": len(signal),
+                                                    "metric": metric},
                                          "results": results})
     write_text(folder / "table.md", markdown)
     save_figure(folder / "quality_vs_time.png", quality_vs_time(
-        {n: r["history"] for n, r in results.items()}, targets=tuple(targets),
-        title=f"{signal.name} {signal.shape[0]}x{signal.shape[1]}, {config.model} "
-              f"{config.depth}x{config.width}, ratio {config.ratio}"))
-    save_figure(folder / "reconstructions.png", reconstructions(signal.image, pictures))
+        {n: r["history"] for n, r in results.items()}, metric=metric, targets=tuple(targets),
+        title=f"{signal.name} ({len(signal)} points), {config.model} {config.depth}x{config.width}, "
+              f"ratio {config.ratio}"))
+    save_figure(folder / "reconstructions.png",
+                reconstructions(signal.preview(signal.targets), pictures, metric))
     return results, folder
 
 

@@ -11,7 +11,7 @@ import torch
 from nteach.errors import UserError
 from nteach.inr.fit import Budget, Fit
 from nteach.inr.models import LEARNING_RATES, make_model
-from nteach.inr.signals import ImageSignal, load_image
+from nteach.inr.signals import Signal, load_image
 from nteach.runs import (CHECKPOINT, CONFIG, load_checkpoint, new_run_folder, save_checkpoint, save_figure,
                          write_json, write_jsonl)
 from nteach.teaching import Teacher
@@ -71,11 +71,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_signal(config: SignalModelConfig) -> ImageSignal:
+def load_signal(config: SignalModelConfig) -> Signal:
     return load_image(config.image, size=config.size or None, gray=config.gray)
 
 
-def build_fit(config: SignalModelConfig, teacher_name: str, signal: ImageSignal,
+def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
               eval_every: float | None = None) -> Fit:
     """Model, teacher and budget from ``config``, all seeded from ``config.seed``."""
     budget = Budget(steps=config.steps, seconds=config.seconds)
@@ -94,12 +94,13 @@ def build_fit(config: SignalModelConfig, teacher_name: str, signal: ImageSignal,
 
 
 def summarize(fit: Fit, config: dict) -> dict:
-    history = fit.history
-    best = max(history, key=lambda r: r["psnr"])
+    """Final and best quality, steps and training seconds of a run, with the config that made it."""
+    metric, history = fit.signal.metric, fit.history
+    quality = [name for name in history[-1] if name not in ("step", "seconds", "selected")]
     return {
-        "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds,
-        "final_psnr": history[-1]["psnr"], "final_ssim": history[-1]["ssim"],
-        "best_psnr": best["psnr"], "best_ssim": max(r["ssim"] for r in history),
+        "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds, "metric": metric,
+        **{f"final_{name}": history[-1][name] for name in quality},
+        **{f"best_{name}": max(r[name] for r in history) for name in quality},
         "config": config,
     }
 
@@ -108,14 +109,14 @@ def write_outputs(fit: Fit, folder: Path, config: dict) -> None:
     """Reconstruction, plots, history and summary: everything a person looks at after a run."""
     from nteach.viz import quality_vs_time, selection_heatmap
 
-    folder = Path(folder)
-    fit.signal.save_reconstruction(fit.predictions(), folder / "reconstruction.png")
+    folder, signal = Path(folder), fit.signal
+    signal.export(fit.predictions(), folder)
     teacher = config.get("teacher", "")
-    save_figure(folder / "quality_vs_time.png",
-                quality_vs_time({teacher: fit.history}, title=f"{fit.signal.name}: {teacher}"))
-    frequency = (fit.counts.float() / max(fit.step, 1)).cpu().numpy().reshape(fit.signal.shape[:2])
+    save_figure(folder / "quality_vs_time.png", quality_vs_time(
+        {teacher: fit.history}, metric=signal.metric, title=f"{signal.name}: {teacher}"))
+    frequency = signal.selection_picture(fit.counts.float() / max(fit.step, 1))
     save_figure(folder / "selection_heatmap.png",
-                selection_heatmap(frequency, title=f"{teacher}: how often each pixel was trained on"))
+                selection_heatmap(frequency, title=f"{teacher}: how often each example was trained on"))
     write_jsonl(folder / "history.jsonl", fit.history)
     write_json(folder / "summary.json", summarize(fit, config))
 

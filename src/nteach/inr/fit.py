@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nteach.errors import UserError
-from nteach.inr.signals import ImageSignal
+from nteach.inr.signals import Signal
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
 from nteach.timing import TrainClock
 
@@ -54,7 +54,7 @@ class Budget:
 class Fit:
     """One fitting run: model, Adam, teacher, clock and history. Checkpointable at any step boundary."""
 
-    def __init__(self, signal: ImageSignal, model: nn.Module, teacher: Teacher, budget: Budget,
+    def __init__(self, signal: Signal, model: nn.Module, teacher: Teacher, budget: Budget,
                  lr: float = 1e-4, eval_every: float | None = None, chunk: int = 65536,
                  device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
@@ -75,33 +75,40 @@ class Fit:
         self.last_selected = 0
 
     def _score(self, name: str) -> torch.Tensor:
+        """A per-example score over the whole signal (a full pass: on the training clock)."""
         if name == "residual":
-            return l1_residual(predict(self.model, self.coords, self.chunk), self.targets)
+            return l1_residual(self.predictions(), self.targets)
+        if name == "squared_error":
+            return (self.predictions() - self.targets).pow(2).flatten(1).mean(dim=1)
         if name == "ntk":
             return ntk_score(self.model, self.coords, self.targets, self.chunk)
-        raise ValueError(f"no INR score named {name!r}")
+        return self.signal.score(name, self.predictions)
 
     def train_step(self) -> None:
         """Select, then one Adam step on the selected coordinates; all of it on the training clock."""
         with self.clock.running():
             progress = self.budget.progress(self.step, self.clock.seconds)
             selection = self.teacher.select(self.step, progress, self._score)
-            coords, targets = self.coords, self.targets
-            if selection.indices is not None:
-                coords, targets = coords[selection.indices], targets[selection.indices]
-            errors = (self.model(coords) - targets).pow(2).mean(dim=1)
-            if selection.weights is not None:
-                errors = errors * selection.weights
-            loss = errors.mean()
+            indices = selection.indices
+            coords = self.coords if indices is None else self.coords[indices]
+            targets = self.targets if indices is None else self.targets[indices]
+            if self.teacher.wants_input_grads:
+                coords = coords.clone().requires_grad_(True)
+            predictions = self.model(coords)
+            errors = (predictions - targets).pow(2).flatten(1).mean(dim=1)
+            loss = (errors if selection.weights is None else errors * selection.weights).mean()
+            for name, weight in self.teacher.extra_losses(self.step, progress).items():
+                loss = loss + weight * self.signal.extra_loss(name, predictions, indices)
             if not math.isfinite(loss.item()):
                 raise Diverged(f"the loss became {loss.item()} at step {self.step}; lower the learning rate")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-        if selection.indices is None:
+            self.teacher.observe(indices, errors, coords.grad if coords.requires_grad else None, self.step)
+        if indices is None:
             self.counts += 1
         else:
-            self.counts[selection.indices] += 1
+            self.counts.index_add_(0, indices, torch.ones_like(indices, dtype=self.counts.dtype))
         self.last_selected = selection.size(len(self.signal))
         self.step += 1
 

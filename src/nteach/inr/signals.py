@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -12,9 +13,39 @@ from skimage import color, data, io, transform, util
 
 from nteach.errors import UserError
 from nteach.inr.metrics import psnr, ssim
+from nteach.runs import atomic_write
 
 # scikit-image's images that ship inside the package (no download at run time)
 BUNDLED_IMAGES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
+
+
+class Signal(Protocol):
+    """What the fit loop, the comparisons and the run folders need from any signal."""
+
+    name: str
+    metric: str  # the quality measure that targets refer to ("psnr", "iou", ...)
+    coords: torch.Tensor  # (N, d) in [-1, 1]
+    targets: torch.Tensor  # (N, C)
+
+    def __len__(self) -> int: ...
+
+    def evaluate(self, predictions: torch.Tensor) -> dict[str, float]:
+        """Quality of a whole prediction, including ``metric``."""
+
+    def export(self, predictions: torch.Tensor, folder: Path) -> None:
+        """Write the reconstruction in a form a person can look at or listen to."""
+
+    def preview(self, predictions: torch.Tensor) -> np.ndarray:
+        """An H x W x C picture in [0, 1] of a prediction (or of ``targets``) for side-by-side panels."""
+
+    def selection_picture(self, frequency: torch.Tensor) -> np.ndarray:
+        """A 2-D array showing a per-example quantity (how often each was selected) in place."""
+
+    def score(self, name: str, predict: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A signal-specific per-example score (edges, Laplacian error, ...); ``predict()`` gives f(X)."""
+
+    def extra_loss(self, name: str, predictions: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
+        """A signal-specific loss term on the predictions for ``indices`` (None: the whole signal)."""
 
 
 def grid(shape: tuple[int, ...]) -> torch.Tensor:
@@ -29,6 +60,7 @@ class ImageSignal:
 
     name: str
     image: np.ndarray  # H x W x C float in [0, 1]
+    metric = "psnr"
 
     def __post_init__(self) -> None:
         self.coords = grid(self.image.shape[:2])
@@ -51,9 +83,22 @@ class ImageSignal:
         return {"psnr": psnr(clipped, self.targets),
                 "ssim": ssim(self.to_image(clipped), self.image)}
 
-    def save_reconstruction(self, predictions: torch.Tensor, path: Path) -> None:
+    def export(self, predictions: torch.Tensor, folder: Path) -> None:
         pixels = util.img_as_ubyte(self.to_image(predictions))
-        io.imsave(path, pixels[..., 0] if self.shape[2] == 1 else pixels, check_contrast=False)
+        pixels = pixels[..., 0] if self.shape[2] == 1 else pixels
+        atomic_write(Path(folder) / "reconstruction.png", lambda tmp: io.imsave(tmp, pixels, check_contrast=False))
+
+    def preview(self, predictions: torch.Tensor) -> np.ndarray:
+        return self.to_image(predictions)
+
+    def selection_picture(self, frequency: torch.Tensor) -> np.ndarray:
+        return frequency.detach().cpu().numpy().reshape(self.shape[:2])
+
+    def score(self, name: str, predict: Callable[[], torch.Tensor]) -> torch.Tensor:
+        raise UserError(f"images have no score named {name!r}")
+
+    def extra_loss(self, name: str, predictions: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
+        raise UserError(f"images have no loss term named {name!r}")
 
 
 def _read(source: str) -> np.ndarray:

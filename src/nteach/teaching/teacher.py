@@ -4,6 +4,8 @@ The teacher owns no model, optimizer or data. At each training step the
 caller asks ``teacher.select(step, progress, score)``; at selection events
 the teacher asks ``score(name)`` for the scores its strategy needs, caches
 them, and returns a new Selection. Between events it returns the last one.
+After the step, ``teacher.observe(...)`` hands back the per-example losses
+the training forward computed anyway, for strategies that learn from them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 
 from nteach.errors import UserError
 from nteach.teaching.schedules import check_ratio, interval_at, is_selection_event, ratio_at
-from nteach.teaching.strategies import Selection, Strategy, make_strategy
+from nteach.teaching.strategies import Context, Feedback, Selection, Strategy, make_strategy
 
 ScoreFn = Callable[[str], torch.Tensor]
 
@@ -38,6 +40,7 @@ class Teacher:
         self.events = 0  # selection events so far (NINT's u)
         self.last_event: int | None = None
         self.scores: dict[str, torch.Tensor] = {}
+        self.state = self.strategy.init_state(pool_size)
         self.selection: Selection | None = None
 
     def budget(self, progress: float) -> int:
@@ -52,11 +55,27 @@ class Teacher:
         if self.selection is None or is_selection_event(self.interval, step, self.last_event, progress, 1.0):
             for name in self.strategy.needs(self.events):
                 self.scores[name] = score(name)
-            self.selection = self.strategy.select(
-                self.scores, self.budget(progress), self.pool_size, self.events, self.generator)
+            self.selection = self.strategy.select(Context(
+                scores=self.scores, budget=self.budget(progress), pool_size=self.pool_size,
+                event=self.events, step=step, progress=progress, generator=self.generator,
+                state=self.state))
             self.last_event = step
             self.events += 1
         return self.selection
+
+    def observe(self, indices: torch.Tensor | None, losses: torch.Tensor,
+                input_grads: torch.Tensor | None = None, step: int = 0) -> None:
+        """Per-example losses (and input gradients, if asked for) of the examples just trained on."""
+        self.strategy.observe(Feedback(indices=indices, losses=losses.detach(), step=step,
+                                       input_grads=None if input_grads is None else input_grads.detach()),
+                              self.state)
+
+    @property
+    def wants_input_grads(self) -> bool:
+        return self.strategy.wants_input_grads
+
+    def extra_losses(self, step: int, progress: float) -> dict[str, float]:
+        return self.strategy.extra_losses(step, progress)
 
     def state_dict(self) -> dict:
         """Everything needed to resume the same sequence of selections."""
@@ -65,6 +84,7 @@ class Teacher:
             "events": self.events,
             "last_event": self.last_event,
             "scores": {name: s.cpu() for name, s in self.scores.items()},
+            "state": {name: s.cpu() for name, s in self.state.items()},
             "has_selection": self.selection is not None,
             "indices": None if selection.indices is None else selection.indices.cpu(),
             "weights": None if selection.weights is None else selection.weights.cpu(),
@@ -75,6 +95,7 @@ class Teacher:
         self.events = state["events"]
         self.last_event = state["last_event"]
         self.scores = {name: s.to(device) for name, s in state["scores"].items()}
+        self.state = {name: s.to(device) for name, s in state["state"].items()}
         self.selection = None
         if state["has_selection"]:
             indices, weights = state["indices"], state["weights"]

@@ -1,8 +1,13 @@
-"""What every teaching strategy is: a named, frozen set of hyperparameters with a pure ``select``."""
+"""What every teaching strategy is: a named, frozen set of hyperparameters with a ``select``.
+
+A strategy holds no model, optimizer, data or I/O. What it may remember
+between events (a score cache, particles, a pruning mask) lives in a dict
+of tensors that the Teacher owns and checkpoints (``init_state``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -23,26 +28,59 @@ class Selection:
         return pool_size if self.indices is None else len(self.indices)
 
 
+@dataclass
+class Context:
+    """Everything a strategy may read at a selection event."""
+
+    scores: dict[str, torch.Tensor]  # named per-example scores, cached since they were last asked for
+    budget: int  # examples to select, from the teacher's ratio schedule
+    pool_size: int
+    event: int  # selection events so far
+    step: int  # training iteration
+    progress: float  # fraction of the budget spent, in [0, 1]
+    generator: torch.Generator
+    state: dict[str, torch.Tensor] = field(default_factory=dict)  # the strategy's own memory
+
+
+@dataclass
+class Feedback:
+    """What a training step learnt about the examples it trained on, at no extra cost."""
+
+    indices: torch.Tensor | None  # None: the whole pool
+    losses: torch.Tensor  # per-example loss from the training forward, detached
+    input_grads: torch.Tensor | None = None  # d loss_i / d x_i, when the strategy asked for them
+    step: int = 0
+
+
 @dataclass(frozen=True)
 class Strategy:
     """Base of all strategies. Subclasses are frozen dataclasses registered by name.
 
     ``needs(event)`` names the scores the teacher must (re)compute before
-    selection event ``event``; scores computed at earlier events stay cached
-    and are passed again. ``select`` is pure: the same scores, budget, event
-    and generator state give the same selection.
+    selection event ``event``; scores computed earlier stay cached in
+    ``Context.scores``.
     """
 
     name: ClassVar[str] = ""
     default_schedule: ClassVar[str] = "constant"
     default_interval: ClassVar[str] = "dense"
+    wants_input_grads: ClassVar[bool] = False
 
     def needs(self, event: int) -> tuple[str, ...]:
         return ()
 
-    def select(self, scores: dict[str, torch.Tensor], budget: int, pool_size: int,
-               event: int, generator: torch.Generator) -> Selection:
+    def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
+        return {}
+
+    def select(self, ctx: Context) -> Selection:
         raise NotImplementedError
+
+    def observe(self, feedback: Feedback, state: dict[str, torch.Tensor]) -> None:
+        """Take the per-example losses of a training step (most strategies ignore them)."""
+
+    def extra_losses(self, step: int, progress: float) -> dict[str, float]:
+        """Weighted extra loss terms the learner should add now, by name (e.g. {"laplacian": 1e-5})."""
+        return {}
 
 
 def random_subset(pool: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

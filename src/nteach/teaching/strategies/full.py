@@ -12,5 +12,5 @@ class Full(Strategy):
     name = "full"
     default_interval = "void"
 
-    def select(self, scores, budget, pool_size, event, generator) -> Selection:
+    def select(self, ctx) -> Selection:
         return Selection(indices=None)

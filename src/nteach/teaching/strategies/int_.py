@@ -17,5 +17,5 @@ class INT(Strategy):
     def needs(self, event: int) -> tuple[str, ...]:
         return ("residual",)
 
-    def select(self, scores, budget, pool_size, event, generator) -> Selection:
-        return Selection(indices=top_k(scores["residual"], budget))
+    def select(self, ctx) -> Selection:
+        return Selection(indices=top_k(ctx.scores["residual"], ctx.budget))

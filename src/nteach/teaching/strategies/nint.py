@@ -54,12 +54,12 @@ class NINT(Strategy):
         n_random = min(round(self.xi * budget), budget - n_ntk)
         return n_ntk, budget - n_ntk - n_random, n_random
 
-    def select(self, scores, budget, pool_size, event, generator) -> Selection:
-        n_ntk, n_residual, n_random = self.part_sizes(budget, event)
-        residual = scores["residual"]
-        taken = top_k(scores["ntk"], n_ntk) if n_ntk else residual.new_zeros(0, dtype=torch.long)
+    def select(self, ctx) -> Selection:
+        n_ntk, n_residual, n_random = self.part_sizes(ctx.budget, ctx.event)
+        residual = ctx.scores["residual"]
+        taken = top_k(ctx.scores["ntk"], n_ntk) if n_ntk else residual.new_zeros(0, dtype=torch.long)
         taken = torch.cat([taken, top_k(residual, n_residual, exclude=taken)])
-        left = torch.ones(pool_size, dtype=torch.bool, device=residual.device)
+        left = torch.ones(ctx.pool_size, dtype=torch.bool, device=residual.device)
         left[taken] = False
-        chosen = random_subset(left.nonzero().squeeze(1), n_random, generator)
+        chosen = random_subset(left.nonzero().squeeze(1), n_random, ctx.generator)
         return Selection(indices=torch.cat([taken, chosen]))

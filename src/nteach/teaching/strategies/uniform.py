@@ -13,5 +13,5 @@ from nteach.teaching.strategies.registry import register
 class Uniform(Strategy):
     name = "uniform"
 
-    def select(self, scores, budget, pool_size, event, generator) -> Selection:
-        return Selection(indices=torch.randperm(pool_size, generator=generator)[:budget])
+    def select(self, ctx) -> Selection:
+        return Selection(indices=torch.randperm(ctx.pool_size, generator=ctx.generator)[:ctx.budget])
