@@ -14,6 +14,7 @@ import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from nteach.attention.recipes import load_recipes
 from nteach.bench.compare import CompareConfig, run_compare
 from nteach.errors import UserError
 from nteach.inr.experiment import FitConfig, default_budget, run_fit
@@ -91,6 +92,25 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_train(args: argparse.Namespace) -> int:
+    recipe = load_recipes()[args.recipe]
+    folder = Path(args.resume) if args.resume else None
+    if folder is not None:
+        if not (folder / CONFIG).is_file():
+            raise UserError(f"{folder} is not a run folder (no {CONFIG})")
+        config = recipe.config(**json.loads((folder / CONFIG).read_text()))
+    else:
+        config = config_from(args, recipe.config)
+    stop = stop_on_signals()
+    summary, folder = recipe.run(config, resume_folder=folder, show_progress=not args.quiet, stop=stop)
+    if stop.is_set():
+        print(f"stopped; continue with: nteach train {args.recipe} --resume {folder}", file=sys.stderr)
+        return 130
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1))
+    print(f"run folder: {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nteach", description="Train neural networks faster by teaching them.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -101,7 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="several teachers on the same image, side by side")
     add_config_options(compare, CompareConfig)
     compare.set_defaults(handler=command_compare)
-    for sub in (fit, compare):
+    train = commands.add_parser("train", help="train an attention learner with a teacher")
+    recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
+    subcommands = [fit, compare]
+    for name, recipe in load_recipes().items():
+        sub = recipes.add_parser(name, help=recipe.help)
+        add_config_options(sub, recipe.config)
+        sub.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+        sub.set_defaults(handler=command_train)
+        subcommands.append(sub)
+    for sub in subcommands:
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

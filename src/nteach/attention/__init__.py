@@ -1,0 +1,1 @@
+"""Teaching attention learners (ViTs, encoders, causal LMs): data, losses, loops, HF integration."""

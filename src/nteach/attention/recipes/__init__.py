@@ -1,0 +1,35 @@
+"""Training recipes for attention learners, by name: `nteach train NAME`.
+
+Each recipe is a config dataclass (its fields become the command's options)
+and a run function ``run(config, resume_folder, show_progress, stop) -> (summary, folder)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+
+class Recipe(NamedTuple):
+    config: type
+    run: Callable
+    help: str
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(name: str, config: type, run: Callable, help: str) -> None:
+    RECIPES[name] = Recipe(config, run, help)
+
+
+def load_recipes() -> dict[str, Recipe]:
+    """Import the recipe modules (they register themselves) and return the table."""
+    import importlib
+
+    for module in ("vit", "encoder", "lm"):
+        try:
+            importlib.import_module(f"nteach.attention.recipes.{module}")
+        except ModuleNotFoundError as error:
+            if error.name != f"nteach.attention.recipes.{module}":
+                raise
+    return RECIPES
