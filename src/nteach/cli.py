@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nteach.attention.recipes import load_recipes
 from nteach.bench.compare import CompareConfig, run_compare
+from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
 from nteach.inr.experiment import FitConfig, default_budget, run_fit
 from nteach.runs import CONFIG
@@ -111,6 +112,15 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench_inr(args: argparse.Namespace) -> int:
+    path = suite_path(args.suite or ("full" if args.full else "quick"))
+    out = Path(args.out or f"runs/bench-inr-{path.stem}")
+    run_suite(path, out, overwrite=args.overwrite, show_progress=not args.quiet)
+    print((out / "results.md").read_text(), end="")
+    print(f"results, tables and plots in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nteach", description="Train neural networks faster by teaching them.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -121,9 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="several teachers on the same image, side by side")
     add_config_options(compare, CompareConfig)
     compare.set_defaults(handler=command_compare)
+    bench = commands.add_parser("bench", help="benchmark suites: every teacher, several seeds")
+    suites = bench.add_subparsers(dest="suite_kind", required=True, parser_class=Parser)
+    inr = suites.add_parser("inr", help="INR suite: signals x models x teachers")
+    size = inr.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the CPU suite, about 10 minutes (default)")
+    size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
+    size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
+    inr.add_argument("--out", help="results folder (default runs/bench-inr-SUITE)")
+    inr.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    inr.set_defaults(handler=command_bench_inr)
     train = commands.add_parser("train", help="train an attention learner with a teacher")
     recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
-    subcommands = [fit, compare]
+    subcommands = [fit, compare, inr]
     for name, recipe in load_recipes().items():
         sub = recipes.add_parser(name, help=recipe.help)
         add_config_options(sub, recipe.config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 
 from nteach.errors import UserError
 from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
+from nteach.inr.fit import Fit
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
 
@@ -40,9 +42,31 @@ def time_to_target(history: list[dict], target: float, metric: str = "psnr") -> 
     return next((r["seconds"] for r in history if r[metric] >= target), None)
 
 
+def run_result(fit: Fit, targets: list[float]) -> dict:
+    """What a finished run contributes to a comparison: times to targets, final and best quality."""
+    metric, last = fit.signal.metric, fit.history[-1]
+    return {
+        "steps": fit.step, "train_seconds": fit.clock.seconds,
+        "final": {k: v for k, v in last.items() if k not in ("step", "seconds", "selected")},
+        "best": max(r[metric] for r in fit.history),
+        "time_to_target": {f"{t:g}": time_to_target(fit.history, t, metric) for t in targets},
+        "history": fit.history,
+    }
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
+    """What the timings were measured on."""
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -92,15 +116,8 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
         if show_progress:
             print(f"== {name}")
         fit.run(show_progress=show_progress)
-        last = fit.history[-1]
-        results[name] = {
-            "steps": fit.step, "train_seconds": fit.clock.seconds,
-            "final": {k: v for k, v in last.items() if k not in ("step", "seconds", "selected")},
-            "best": max(r[metric] for r in fit.history),
-            "time_to_target": {f"{t:g}": time_to_target(fit.history, t, metric) for t in targets},
-            "history": fit.history,
-        }
-        pictures[name] = (signal.preview(fit.predictions()), last[metric])
+        results[name] = run_result(fit, targets)
+        pictures[name] = (signal.preview(fit.predictions()), fit.history[-1][metric])
         fits[name] = None  # free the network before the next teacher
     markdown = table(results, targets, metric)
     write_json(folder / "results.json", {"machine": machine(), "config": asdict(config),
