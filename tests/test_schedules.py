@@ -19,7 +19,8 @@ def test_rising_ratio_schedules(schedule, step, expected):
     assert ratio_at(schedule, step, 100, 0.2) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("step,expected", [(0, 0.8), (50, 0.5), (100, 0.2), (25, 0.8 - 0.3 * (1 - math.sqrt(0.5)))])
+@pytest.mark.parametrize("step,expected",
+                         [(0, 0.8), (50, 0.5), (100, 0.2), (25, 0.8 - 0.3 * (1 - math.sqrt(0.5)))])
 def test_reverse_cosine_falls_from_r0_to_one_fifth(step, expected):
     assert ratio_at("reverse-cosine", step, 100, 0.8) == pytest.approx(expected, abs=1e-12)
 

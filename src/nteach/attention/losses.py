@@ -34,5 +34,6 @@ def causal_lm_losses(logits: torch.Tensor, labels: torch.Tensor, padded_length_m
     if not bool(valid.all()):
         warnings.warn(f"{int((~valid).sum())} example(s) have no labelled tokens; they are skipped",
                       stacklevel=2)
-    denominator = torch.full_like(counts, shifted_labels.shape[1]) if padded_length_mean else counts.clamp_min(1)
-    return tokens.sum(dim=1) / denominator, valid
+    if padded_length_mean:
+        return tokens.sum(dim=1) / shifted_labels.shape[1], valid
+    return tokens.sum(dim=1) / counts.clamp_min(1), valid

@@ -8,10 +8,10 @@ SignalModelConfig may appear at either level; a case's value wins.
 from __future__ import annotations
 
 import statistics
-import tomllib
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import tomllib
 from tqdm.auto import tqdm
 
 from nteach.bench.compare import machine, run_result
@@ -56,8 +56,9 @@ def load_suite(path: Path) -> dict:
         if not targets:
             raise UserError(f"{path}: case {name!r} has no targets")
         cases.append({"name": name, "config": config, "targets": sorted(float(t) for t in targets)})
-    return {"name": suite.get("name", path.stem), "teachers": list(suite.get("teachers", ["full", "uniform"])),
-            "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every"), "cases": cases}
+    return {"name": suite.get("name", path.stem), "cases": cases,
+            "teachers": list(suite.get("teachers", ["full", "uniform"])),
+            "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every")}
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:

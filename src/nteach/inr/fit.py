@@ -133,8 +133,9 @@ class Fit:
         ``checkpoint`` is called every ``checkpoint_every`` steps and when stopping early.
         """
         unit = "step" if self.budget.steps is not None else "s"
+        bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]"
         with tqdm(total=self.budget.total, unit=unit, disable=not show_progress, dynamic_ncols=True,
-                  bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]") as bar:
+                  bar_format=bar_format) as bar:
             bar.update(self.budget.used(self.step, self.clock.seconds))
             if not self.history:
                 self.evaluate()

@@ -67,7 +67,8 @@ def interval_at(interval: str, step: float, total: float) -> int | None:
     raise UserError(f"unknown interval {interval!r}; choose from {', '.join(INTERVALS)}")
 
 
-def is_selection_event(interval: str, step: int, last_event: int | None, progress_step: float, total: float) -> bool:
+def is_selection_event(interval: str, step: int, last_event: int | None, progress_step: float,
+                       total: float) -> bool:
     """Whether ``step`` re-selects: the first step always does, later ones when the interval has elapsed.
 
     ``progress_step`` / ``total`` place the step in the schedule (iterations or seconds);
