@@ -22,3 +22,21 @@ test: $(READY)
 
 clean:
 	rm -rf $(VENV) runs
+
+# Real data for the benchmark suites (see DATA.md): three Debian data packages, and the meshes of
+# libcgal-demo (Stanford bunny, armadillo, ...) unpacked into data/meshes without installing the package.
+DATA_PACKAGES = lomiri-sounds mate-backgrounds dataset-fashion-mnist
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: data
+
+data: data/meshes/.ready
+	$(SUDO) apt-get install -y -q $(DATA_PACKAGES) \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DATA_PACKAGES); }
+
+data/meshes/.ready:
+	rm -rf data/.cgal && mkdir -p data/.cgal
+	cd data/.cgal && apt-get download -q libcgal-demo && dpkg-deb -x libcgal-demo_*.deb root
+	tar xzf data/.cgal/root/usr/share/doc/libcgal-dev/data.tar.gz data/meshes
+	rm -rf data/.cgal
+	touch $@

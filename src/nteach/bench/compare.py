@@ -1,4 +1,4 @@
-"""`nteach compare`: several teachers on the same image, network and seed, one after another."""
+"""`nteach compare`: several teachers on the same signal, network and seed, one after another."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
 from nteach.inr.fit import Fit
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
+DEFAULT_TARGETS = {"psnr": "22,25,28", "iou": "0.8,0.9,0.95"}  # by the signal's metric
 
 @dataclass
 class CompareConfig(SignalModelConfig):
-    """`nteach compare`: each teacher fits the same image from the same initial network."""
+    """`nteach compare`: each teacher fits the same signal from the same initial network."""
 
     teachers: str = field(default="full,uniform,int,nint", metadata={"help": "comma-separated teachers"})
-    targets: str = field(default="22,25,28", metadata={"help": "comma-separated PSNR targets in dB"})
+    targets: str | None = field(default=None, metadata={"help": (
+        "comma-separated targets of the signal's metric (default: 22,25,28 dB for PSNR, 0.8,0.9,0.95 "
+        "for IoU)")})
     out: str | None = field(default=None, metadata={"help": "results folder (default runs/compare-IMAGE)"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing results folder"})
 
@@ -30,11 +33,12 @@ class CompareConfig(SignalModelConfig):
             raise UserError("give at least one teacher")
         return names
 
-    def target_values(self) -> list[float]:
+    def target_values(self, metric: str = "psnr") -> list[float]:
+        text = self.targets if self.targets is not None else DEFAULT_TARGETS[metric]
         try:
-            return sorted(float(t) for t in self.targets.split(",") if t.strip())
+            return sorted(float(t) for t in text.split(",") if t.strip())
         except ValueError:
-            raise UserError(f"targets must be numbers separated by commas, got {self.targets!r}") from None
+            raise UserError(f"targets must be numbers separated by commas, got {text!r}") from None
 
 
 def time_to_target(history: list[dict], target: float, metric: str = "psnr") -> float | None:
@@ -106,9 +110,10 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
     """Run every teacher, then write results.json, table.md and the plots into one folder."""
     from nteach.viz import quality_vs_time, reconstructions
 
-    names, targets = config.teacher_names(), config.target_values()
+    names = config.teacher_names()
     signal = load_signal(config)
     metric = signal.metric
+    targets = config.target_values(metric)
     fits = {name: build_fit(config, name, signal) for name in names}  # validates all before running
     folder = new_run_folder(Path(config.out or f"runs/compare-{signal.name}"), config.overwrite)
     results, pictures = {}, {}

@@ -1,7 +1,8 @@
-"""One image fit from a config: build it, run it, write its run folder, resume it."""
+"""One signal fit from a config: build it, run it, write its run folder, resume it."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,9 +13,22 @@ from nteach.errors import UserError
 from nteach.inr.fit import Budget, Fit
 from nteach.inr.models import LEARNING_RATES, make_model
 from nteach.inr.signals import Signal, load_image
-from nteach.runs import (CHECKPOINT, CONFIG, load_checkpoint, new_run_folder, save_checkpoint, save_figure,
-                         write_json, write_jsonl)
+from nteach.runs import (
+    CHECKPOINT,
+    CONFIG,
+    load_checkpoint,
+    new_run_folder,
+    save_checkpoint,
+    save_figure,
+    write_json,
+    write_jsonl,
+)
 from nteach.teaching import Teacher
+
+SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
+AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
+MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb", ".gltf")
+LOWER_IS_BETTER = ("chamfer",)  # quality measures whose best value is the smallest
 
 
 def _opt(help: str, **extra) -> dict:
@@ -26,10 +40,24 @@ class SignalModelConfig:
     """What to fit and with which network: shared by `nteach fit` and `nteach compare`."""
 
     image: str = field(default="astronaut", metadata=_opt(
-        "image file (PNG, JPEG, TIFF, ...) or a bundled scikit-image name", positional=True))
+        "signal file: an image (PNG, JPEG, TIFF, ...) or a bundled scikit-image name, an audio file "
+        "(WAV, OGG, FLAC, ...) or a mesh (OFF, OBJ, PLY, STL)", positional=True))
+    signal: str | None = field(default=None, metadata=_opt(
+        "what to fit: image, audio, sdf or occupancy (default: from the file's extension; "
+        "meshes give occupancy)"))
     size: int | None = field(default=128, metadata=_opt(
-        "resize so the longer side has this many pixels (0 keeps the original size)"))
-    gray: bool = field(default=False, metadata=_opt("fit the gray version of the image"))
+        "image: resize so the longer side has this many pixels (0 keeps the original size)"))
+    gray: bool = field(default=False, metadata=_opt("image: fit the gray version of the image"))
+    sample_rate: int | None = field(default=None, metadata=_opt(
+        "audio: resample to this many samples per second (default: the file's rate)"))
+    clip_seconds: float | None = field(default=None, metadata=_opt(
+        "audio: fit only the first this many seconds (default: all)"))
+    mono: bool = field(default=False, metadata=_opt("audio: average the channels into one"))
+    resolution: int = field(default=32, metadata=_opt(
+        "sdf/occupancy: points per side of the [-1, 1]^3 grid (32^3 + 10k surface points fit on a CPU; "
+        "use 64-128 on a GPU)"))
+    surface_points: int = field(default=10000, metadata=_opt(
+        "sdf/occupancy: extra points sampled near the surface (surface samples + Gaussian noise)"))
     model: str = field(default="siren", metadata=_opt("INR architecture"))
     width: int = field(default=128, metadata=_opt("units per hidden layer"))
     depth: int = field(default=3, metadata=_opt("number of hidden (sine) layers"))
@@ -71,8 +99,33 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def guess_signal(path: str) -> str:
+    """The signal kind a file's extension suggests: audio, occupancy (meshes) or image (all else)."""
+    suffix = Path(path).suffix.lower()
+    return "audio" if suffix in AUDIO_SUFFIXES else "occupancy" if suffix in MESH_SUFFIXES else "image"
+
+
+def _signal_module(kind: str, extra: str):
+    """The module of an optional signal kind; a missing extra is a user error, not a traceback."""
+    try:
+        return importlib.import_module(f"nteach.inr.{extra}")
+    except ImportError as error:
+        raise UserError(f"{kind} signals need the {extra} extra: pip install 'nteach[{extra}]' "
+                        f"({error})") from None
+
+
 def load_signal(config: SignalModelConfig) -> Signal:
-    return load_image(config.image, size=config.size or None, gray=config.gray)
+    """The signal ``config`` asks for: ``config.signal`` or, when None, the kind guessed from the file."""
+    kind = config.signal or guess_signal(config.image)
+    if kind == "image":
+        return load_image(config.image, size=config.size or None, gray=config.gray)
+    if kind == "audio":
+        return _signal_module(kind, "audio").load_audio(
+            config.image, sample_rate=config.sample_rate, seconds=config.clip_seconds, mono=config.mono)
+    if kind in ("sdf", "occupancy"):
+        return _signal_module(kind, "shapes").load_mesh(
+            config.image, kind, resolution=config.resolution, surface_points=config.surface_points)
+    raise UserError(f"unknown signal {kind!r}; use one of {', '.join(SIGNAL_KINDS)}")
 
 
 def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
@@ -100,7 +153,8 @@ def summarize(fit: Fit, config: dict) -> dict:
     return {
         "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds, "metric": metric,
         **{f"final_{name}": history[-1][name] for name in quality},
-        **{f"best_{name}": max(r[name] for r in history) for name in quality},
+        **{f"best_{name}": (min if name in LOWER_IS_BETTER else max)(r[name] for r in history)
+           for name in quality},
         "config": config,
     }
 

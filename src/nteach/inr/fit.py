@@ -82,7 +82,9 @@ class Fit:
             return (self.predictions() - self.targets).pow(2).flatten(1).mean(dim=1)
         if name == "ntk":
             return ntk_score(self.model, self.coords, self.targets, self.chunk)
-        return self.signal.score(name, self.predictions)
+        if name == "coordinates":  # (N, d): each example's x, for strategies that move in input space
+            return self.coords
+        return self.signal.score(name, self.predictions).to(self.device)
 
     def train_step(self) -> None:
         """Select, then one Adam step on the selected coordinates; all of it on the training clock."""
@@ -150,7 +152,8 @@ class Fit:
                 bar.update(used - before)
                 if used >= self.next_eval or self.done():
                     record = self.evaluate()
-                    bar.set_postfix_str(f"step {self.step}, PSNR {record['psnr']:.2f} dB, "
+                    metric = self.signal.metric
+                    bar.set_postfix_str(f"step {self.step}, {metric} {record[metric]:.3f}, "
                                         f"train {self.clock.seconds:.1f} s")
                 if checkpoint and checkpoint_every and self.step % checkpoint_every == 0:
                     checkpoint()

@@ -12,11 +12,14 @@ import torch
 from skimage import color, data, io, transform, util
 
 from nteach.errors import UserError
+from nteach.inr import features
 from nteach.inr.metrics import psnr, ssim
 from nteach.runs import atomic_write
 
 # scikit-image's images that ship inside the package (no download at run time)
 BUNDLED_IMAGES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
+EGRA_CANNY = (30, 40)  # EGRA's Canny thresholds on the uint8 gray image
+LAPLACIAN_ERROR_SCALE = 1e-5  # EVOS's weight of the squared Laplacian difference
 
 
 class Signal(Protocol):
@@ -52,6 +55,17 @@ def grid(shape: tuple[int, ...]) -> torch.Tensor:
     """Row-major coordinates of a grid of ``shape``, each axis spanning [-1, 1]: (prod(shape), len(shape))."""
     axes = [torch.linspace(-1.0, 1.0, n) for n in shape]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
+
+
+def _fraction(text: str, name: str) -> float:
+    """The number in a score name such as "expansive_edges:0.1", checked to lie in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"score {name!r}: {text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise UserError(f"score {name!r}: the area fraction must be in (0, 1], got {value}")
+    return value
 
 
 @dataclass
@@ -94,11 +108,47 @@ class ImageSignal:
     def selection_picture(self, frequency: torch.Tensor) -> np.ndarray:
         return frequency.detach().cpu().numpy().reshape(self.shape[:2])
 
+    @property
+    def gray(self) -> np.ndarray:
+        """The target's H x W luminance, clipped to [0, 1] against float rounding."""
+        return np.clip(features.to_gray(self.image), 0.0, 1.0)
+
     def score(self, name: str, predict: Callable[[], torch.Tensor]) -> torch.Tensor:
-        raise UserError(f"images have no score named {name!r}")
+        """Per-pixel scores, row-major (N,) float32 on the CPU:
+
+        "edges" (0/1 Canny 30/40 of the gray target, EGRA), "expansive_edges:RHO"
+        (0/1 dilated edges of area fraction ~RHO, Expansive Supervision),
+        "edge_magnitude" (Sobel magnitude of the gray target) and "laplacian_error"
+        (1e-5 (Laplacian of the gray prediction - that of the target)^2, EVOS).
+        """
+        kind, _, argument = name.partition(":")
+        if name == "edges":
+            values = features.canny_edges(util.img_as_ubyte(self.gray), *EGRA_CANNY)
+        elif kind == "expansive_edges" and argument:
+            values = features.expansive_edge_mask(self.gray, _fraction(argument, name))
+        elif name == "edge_magnitude":
+            values = features.sobel_magnitude(self.gray)
+        elif name == "laplacian_error":
+            predicted = features.to_gray(predict().detach().cpu().numpy().reshape(self.shape))
+            difference = features.laplacian(predicted) - features.laplacian(self.gray)
+            values = LAPLACIAN_ERROR_SCALE * difference**2
+        else:
+            raise UserError(f"images have no score named {name!r}")
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
 
     def extra_loss(self, name: str, predictions: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
-        raise UserError(f"images have no loss term named {name!r}")
+        """The "laplacian" term: mean squared difference of the gray Laplacians of prediction and target.
+
+        It needs the whole image, so it is zero on steps that trained on a subset (``indices``).
+        """
+        if name != "laplacian":
+            raise UserError(f"images have no loss term named {name!r}")
+        if indices is not None:
+            return predictions.new_zeros(())
+        height, width = self.shape[:2]
+        predicted = features.torch_gray(predictions).reshape(height, width)
+        target = features.torch_gray(self.targets.to(predictions.device)).reshape(height, width)
+        return (features.torch_laplacian(predicted) - features.torch_laplacian(target)).pow(2).mean()
 
 
 def _read(source: str) -> np.ndarray:
