@@ -79,8 +79,9 @@ def command_fit(args: argparse.Namespace) -> int:
     if stop.is_set():
         print(f"stopped at step {fit.step}; continue with: nteach fit --resume {folder}", file=sys.stderr)
         return 130
-    print(f"{config.teacher}: {fit.step} steps, {fit.clock.seconds:.1f} s training, "
-          f"PSNR {last['psnr']:.2f} dB, SSIM {last['ssim']:.3f} -> {folder}")
+    quality = ", ".join(f"{name} {value:.3f}" for name, value in last.items()
+                        if name not in ("step", "seconds", "selected"))
+    print(f"{config.teacher}: {fit.step} steps, {fit.clock.seconds:.1f} s training, {quality} -> {folder}")
     return 0
 
 
@@ -124,7 +125,7 @@ def command_bench_inr(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nteach", description="Train neural networks faster by teaching them.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    fit = commands.add_parser("fit", help="fit an implicit neural representation to an image")
+    fit = commands.add_parser("fit", help="fit an INR to an image, audio clip or 3D shape")
     add_config_options(fit, FitConfig)
     fit.add_argument("--resume", metavar="RUN", help="continue the run in this folder (its saved settings)")
     fit.set_defaults(handler=command_fit)

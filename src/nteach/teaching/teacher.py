@@ -6,6 +6,8 @@ the teacher asks ``score(name)`` for the scores its strategy needs, caches
 them, and returns a new Selection. Between events it returns the last one.
 After the step, ``teacher.observe(...)`` hands back the per-example losses
 the training forward computed anyway, for strategies that learn from them.
+Datasets of examples are taught per epoch: ``step`` is the epoch and
+``total_steps`` the number of epochs (nteach.attention.loop drives this).
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ ScoreFn = Callable[[str], torch.Tensor]
 class Teacher:
     """Chooses which of ``pool_size`` examples to train on at each step."""
 
-    def __init__(self, strategy: str | Strategy, pool_size: int, ratio: float = 0.2,
+    def __init__(self, strategy: str | Strategy, pool_size: int, ratio: float | None = None,
                  schedule: str | None = None, interval: str | None = None, seed: int = 0,
-                 **options) -> None:
+                 total_steps: int | None = None, **options) -> None:
         self.strategy = make_strategy(strategy, **options) if isinstance(strategy, str) else strategy
         if pool_size <= 0:
             raise UserError(f"the pool must hold at least one example, got {pool_size}")
         self.pool_size = pool_size
-        self.ratio = check_ratio(ratio)
+        self.ratio = check_ratio(self.strategy.default_ratio if ratio is None else ratio)
+        self.total_steps = total_steps  # the run's length, for strategies planned over it (AtteNT-Complex)
         self.schedule = schedule or self.strategy.default_schedule
         self.interval = interval or self.strategy.default_interval
-        ratio_at(self.schedule, 0, 1, ratio)  # fail now on an unknown name, not mid-run
+        ratio_at(self.schedule, 0, 1, self.ratio)  # fail now on an unknown name, not mid-run
         interval_at(self.interval, 0, 1)
         self.generator = torch.Generator().manual_seed(seed)
         self.events = 0  # selection events so far (NINT's u)
@@ -53,12 +56,12 @@ class Teacher:
         if self.interval == "void":
             return Selection(indices=None)
         if self.selection is None or is_selection_event(self.interval, step, self.last_event, progress, 1.0):
-            for name in self.strategy.needs(self.events):
+            ctx = Context(scores=self.scores, budget=self.budget(progress), pool_size=self.pool_size,
+                          event=self.events, step=step, progress=progress, generator=self.generator,
+                          state=self.state, total_steps=self.total_steps)
+            for name in self.strategy.needs_at(ctx):
                 self.scores[name] = score(name)
-            self.selection = self.strategy.select(Context(
-                scores=self.scores, budget=self.budget(progress), pool_size=self.pool_size,
-                event=self.events, step=step, progress=progress, generator=self.generator,
-                state=self.state))
+            self.selection = self.strategy.select(ctx)
             self.last_event = step
             self.events += 1
         return self.selection
@@ -73,6 +76,14 @@ class Teacher:
     @property
     def wants_input_grads(self) -> bool:
         return self.strategy.wants_input_grads
+
+    @property
+    def filters_batches(self) -> bool:
+        return self.strategy.filters_batches
+
+    def filter_batch(self, losses: torch.Tensor) -> torch.Tensor:
+        """Bool mask of the batch examples to backprop, from their no-grad ``losses`` (Selective Backprop)."""
+        return self.strategy.filter_batch(losses.detach(), self.state, self.generator)
 
     def extra_losses(self, step: int, progress: float) -> dict[str, float]:
         return self.strategy.extra_losses(step, progress)

@@ -1,6 +1,20 @@
 """Teaching strategies, one file each, registered by name on import."""
 
-from nteach.teaching.strategies import full, int_, nint, uniform  # noqa: F401  (registers them)
+from nteach.teaching.strategies import (  # noqa: F401  (registers them)
+    attent_complex,
+    attent_simple,
+    egra,
+    evos,
+    expansive,
+    full,
+    infobatch,
+    int_,
+    nint,
+    selective_backprop,
+    soft_mining,
+    uniform,
+    uniform_subset,
+)
 from nteach.teaching.strategies.base import Context, Feedback, Selection, Strategy
 from nteach.teaching.strategies.registry import STRATEGIES, make_strategy, register
 

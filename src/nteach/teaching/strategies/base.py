@@ -40,6 +40,7 @@ class Context:
     progress: float  # fraction of the budget spent, in [0, 1]
     generator: torch.Generator
     state: dict[str, torch.Tensor] = field(default_factory=dict)  # the strategy's own memory
+    total_steps: int | None = None  # the run's length in steps (epochs, for epoch-level teaching), if known
 
 
 @dataclass
@@ -62,12 +63,19 @@ class Strategy:
     """
 
     name: ClassVar[str] = ""
+    default_ratio: ClassVar[float] = 0.2
     default_schedule: ClassVar[str] = "constant"
     default_interval: ClassVar[str] = "dense"
     wants_input_grads: ClassVar[bool] = False
+    filters_batches: ClassVar[bool] = False  # True: the loop asks ``filter_batch`` which examples to backprop
 
     def needs(self, event: int) -> tuple[str, ...]:
         return ()
+
+    def needs_at(self, ctx: Context) -> tuple[str, ...]:
+        """The scores to (re)compute before ``select(ctx)``: ``needs(ctx.event)`` unless overridden
+        by a strategy whose answer depends on more than the event count (e.g. the run's length)."""
+        return self.needs(ctx.event)
 
     def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
         return {}
@@ -77,6 +85,11 @@ class Strategy:
 
     def observe(self, feedback: Feedback, state: dict[str, torch.Tensor]) -> None:
         """Take the per-example losses of a training step (most strategies ignore them)."""
+
+    def filter_batch(self, losses: torch.Tensor, state: dict[str, torch.Tensor],
+                     generator: torch.Generator) -> torch.Tensor:
+        """Which examples of a batch to backpropagate (bool mask), from their no-grad losses."""
+        return torch.ones_like(losses, dtype=torch.bool)
 
     def extra_losses(self, step: int, progress: float) -> dict[str, float]:
         """Weighted extra loss terms the learner should add now, by name (e.g. {"laplacian": 1e-5})."""

