@@ -21,7 +21,7 @@ from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
 SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
 SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "case"}
-CASE_KEYS = {"name", "targets"} | {f.name for f in fields(SignalModelConfig)}
+CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -49,13 +49,15 @@ def load_suite(path: Path) -> dict:
         unknown = sorted(set(case) - CASE_KEYS)
         if unknown:
             raise UserError(f"{path}: case {number} has unknown setting {unknown[0]!r}")
-        settings = {**defaults, **{k: v for k, v in case.items() if k not in ("name", "targets")}}
+        settings = {**defaults, **{k: v for k, v in case.items() if k not in ("name", "targets", "teachers")}}
         config = SignalModelConfig(**settings)
         name = case.get("name") or f"{Path(config.image).stem}-{config.model}"
         targets = case.get("targets", suite.get("targets"))
         if not targets:
             raise UserError(f"{path}: case {name!r} has no targets")
-        cases.append({"name": name, "config": config, "targets": sorted(float(t) for t in targets)})
+        teachers = list(case.get("teachers", suite.get("teachers", ["full", "uniform"])))
+        cases.append({"name": name, "config": config, "teachers": teachers,
+                      "targets": sorted(float(t) for t in targets)})
     return {"name": suite.get("name", path.stem), "cases": cases,
             "teachers": list(suite.get("teachers", ["full", "uniform"])),
             "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every")}
@@ -126,10 +128,10 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
     suite = load_suite(path)
     signals = {case["name"]: load_signal(case["config"]) for case in suite["cases"]}  # fail early
     for case in suite["cases"]:
-        for teacher in suite["teachers"]:
+        for teacher in case["teachers"]:
             build_fit(case["config"], teacher, signals[case["name"]])
     folder = new_run_folder(out, overwrite)
-    jobs = [(c, t, s) for c in suite["cases"] for s in suite["seeds"] for t in suite["teachers"]]
+    jobs = [(c, t, s) for c in suite["cases"] for s in suite["seeds"] for t in c["teachers"]]
     runs: dict[str, dict[str, list[dict]]] = {}
     for case, teacher, seed in tqdm(jobs, disable=not show_progress, unit="run"):
         config = SignalModelConfig(**{**asdict(case["config"]), "seed": seed})
