@@ -76,3 +76,13 @@ def test_bundled_suites_parse():
 def test_missing_suite_file(tmp_path):
     with pytest.raises(UserError, match="no suite file"):
         run_suite(tmp_path / "none.toml", tmp_path / "out")
+
+
+def test_speedup_of_a_target_reached_before_training_is_not_a_division_by_zero():
+    from nteach.bench.suite import _speedup
+
+    def summary(time):
+        return {"seeds": 1, "time_to_target": {"30": {"reached": 1, "mean_std": (time, 0.0)}}}
+
+    assert _speedup(summary(0.0), summary(0.0), "30") == "–"
+    assert _speedup(summary(2.0), summary(5.0), "30") == "2.50x"

@@ -95,6 +95,8 @@ def _speedup(summary: dict, reference: dict | None, key: str) -> str:
     mine, theirs = summary["time_to_target"][key], reference["time_to_target"][key]
     if mine["reached"] < summary["seeds"] or theirs["reached"] < reference["seeds"]:
         return "–"
+    if mine["mean_std"][0] == 0:  # reached before training started: no ratio to speak of
+        return "–"
     return f"{theirs['mean_std'][0] / mine['mean_std'][0]:.2f}x"
 
 
@@ -139,10 +141,12 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
         fit.run(show_progress=False)
         result = {"seed": seed, **run_result(fit, case["targets"])}
         runs.setdefault(case["name"], {}).setdefault(teacher, []).append(result)
+    results = {"machine": machine(), "suite": suite["name"], "seeds": suite["seeds"], "runs": runs}
+    write_json(folder / "results.json", results)  # the raw runs first: a report error must not lose them
     report = [f"# INR suite `{suite['name']}`\n",
               f"Machine: {machine()}. Times are training seconds (steps + scoring passes, no evaluation), "
               f"mean ± std over seeds {suite['seeds']}; speed-up = reference time / teacher time.\n"]
-    results = {"machine": machine(), "suite": suite["name"], "seeds": suite["seeds"], "cases": {}}
+    results["cases"] = {}
     for case in suite["cases"]:
         name, signal = case["name"], signals[case["name"]]
         summaries = {t: aggregate(r, case["targets"], signal.metric) for t, r in runs[name].items()}
@@ -154,6 +158,7 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
         first_seed = {t: r[0]["history"] for t, r in runs[name].items()}
         save_figure(folder / f"{name}.png", quality_vs_time(first_seed, metric=signal.metric,
                                                              targets=tuple(case["targets"]), title=name))
+    del results["runs"]  # now stored per case
     write_json(folder / "results.json", results)
     write_text(folder / "results.md", "".join(report))
     return results
