@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from skimage import io
 
 from nteach.inr.signals import ImageSignal
@@ -22,3 +23,12 @@ def tiny_png(tmp_path):
     path = tmp_path / "tiny.png"
     io.imsave(path, (smooth_image() * 255).astype(np.uint8), check_contrast=False)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks: one thread is fastest and steady on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

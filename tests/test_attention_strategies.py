@@ -12,12 +12,7 @@ from nteach.teaching.strategies.attent_complex import AtteNTComplex, gumbel_top_
 from nteach.teaching.strategies.selective_backprop import keep_probabilities, percentile_ranks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def generator(seed: int = 0) -> torch.Generator:

@@ -18,12 +18,7 @@ from nteach.teaching import Selection, Strategy, Teacher  # noqa: E402
 POOL, LENGTH, VOCAB = 48, 8, 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:

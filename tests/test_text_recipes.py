@@ -7,7 +7,6 @@ import random
 import threading
 
 import pytest
-import torch
 
 transformers = pytest.importorskip("transformers")
 
@@ -23,12 +22,7 @@ TINY_LM = ["--from-scratch", "--seq-len", "16", "--batch-size", "4", "--epochs",
            "--width", "16", "--heads", "2", "--max-examples", "24", "--lr", "1e-3", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prose(words: list[str], count: int, seed: int) -> str:

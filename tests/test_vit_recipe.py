@@ -15,12 +15,7 @@ from nteach.errors import UserError
 QUICK = ["--data", "digits", "--model", "micro", "--batch-size", "32", "--lr", "3e-3", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
