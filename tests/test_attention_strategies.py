@@ -11,7 +11,6 @@ from nteach.teaching import STRATEGIES, Teacher
 from nteach.teaching.strategies.attent_complex import AtteNTComplex, gumbel_top_k
 from nteach.teaching.strategies.selective_backprop import keep_probabilities, percentile_ranks
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

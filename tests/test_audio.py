@@ -11,7 +11,14 @@ from nteach.cli import main
 from nteach.errors import UserError
 from nteach.inr import Budget, Fit, Siren
 from nteach.inr.audio import AudioSignal, first_difference, load_audio
-from nteach.inr.experiment import FitConfig, guess_signal, load_signal, run_fit
+from nteach.inr.experiment import (
+    AUDIO_FIRST_OMEGA_0,
+    FitConfig,
+    build_fit,
+    guess_signal,
+    load_signal,
+    run_fit,
+)
 from nteach.inr.metrics import si_snr
 from nteach.teaching import Teacher
 
@@ -173,3 +180,19 @@ def test_fit_and_compare_write_audio_outputs(wav, tmp_path, capsys):
                      "--depth", "2", "--out", str(out), "--quiet"])
     assert code == 0 and (out / "reconstructions.png").stat().st_size > 1000
     assert "time to 22 dB" in capsys.readouterr().out
+
+
+def test_audio_defaults_to_sirens_first_layer_frequency_and_it_matters(tmp_path):
+    """A 1 kHz tone: SIREN with the image setting (omega_0 30 everywhere) barely moves in 150 steps;
+    the audio default (3000 on the first layer) fits it."""
+    path = tmp_path / "tone.wav"
+    t = np.arange(2000) / 8000
+    soundfile.write(path, 0.5 * np.sin(2 * np.pi * 1000 * t), 8000, subtype="FLOAT")
+    gains = {}
+    for first in (None, 30.0):
+        config = FitConfig(image=str(path), width=32, depth=2, steps=150, lr=1e-3, first_omega_0=first)
+        fit = build_fit(config, "full", load_signal(config), eval_every=150)
+        assert fit.model.body[0].omega_0 == (first or AUDIO_FIRST_OMEGA_0)
+        fit.run(show_progress=False)
+        gains[first] = fit.history[-1]["psnr"] - fit.history[0]["psnr"]
+    assert gains[None] > 10 and gains[30.0] < 3, gains

@@ -9,7 +9,6 @@ from nteach.inr.models import LEARNING_RATES, MODELS, FinerLayer, make_model
 from nteach.inr.signals import grid
 from nteach.teaching.scores import ntk_product
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -149,3 +148,13 @@ def test_each_model_fits_a_tiny_image(name):
     with torch.no_grad():
         after = (model(coords) - image).pow(2).mean().item()
     assert after <= 0.5 * before
+
+
+def test_first_omega_0_sets_only_the_first_layer():
+    for name in ("siren", "finer"):
+        model = make_model(name, 1, 1, width=8, depth=3, omega_0=30.0, first_omega_0=3000.0)
+        assert [layer.omega_0 for layer in model.body] == [3000.0, 30.0, 30.0]
+        assert model.body[0].linear.weight.abs().max() <= 1.0  # first-layer init U(-1/dim_in, 1/dim_in)
+    assert make_model("siren", 1, 1, width=8, depth=2).body[0].omega_0 == 30.0
+    with pytest.raises(UserError, match="must be > 0"):
+        make_model("siren", 1, 1, first_omega_0=0.0)

@@ -161,3 +161,14 @@ def test_sdf_fit_summary_keeps_the_smallest_chamfer(sphere, tmp_path):
     assert summary["best_chamfer"] == min(r["chamfer"] for r in fit.history)
     for name in ("reconstruction.obj", "preview.png", "selection_heatmap.png"):
         assert (folder / name).stat().st_size > 0
+
+
+def test_soft_mining_teaches_a_grid_only_shape_and_refuses_off_grid_points(sphere, tmp_path, capsys):
+    small = {"width": 16, "depth": 2, "steps": 3, "teacher": "soft_mining", "resolution": 8}
+    fit, _ = run_fit(FitConfig(image=str(sphere), surface_points=0, out=str(tmp_path / "grid"), **small),
+                     show_progress=False)
+    assert fit.step == 3 and fit.counts.sum() > 0
+    code = main(["fit", str(sphere), "--teacher", "soft_mining", "--steps", "3", "--resolution", "8",
+                 "--surface-points", "50", "--out", str(tmp_path / "mixed"), "--quiet"])
+    assert code == 2 and "--surface-points 0" in capsys.readouterr().err
+    assert not (tmp_path / "mixed").exists()  # refused before the run folder was made

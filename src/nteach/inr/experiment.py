@@ -61,13 +61,18 @@ class SignalModelConfig:
     model: str = field(default="siren", metadata=_opt("INR architecture"))
     width: int = field(default=128, metadata=_opt("units per hidden layer"))
     depth: int = field(default=3, metadata=_opt("number of hidden (sine) layers"))
-    omega_0: float = field(default=30.0, metadata=_opt("SIREN frequency factor"))
-    lr: float | None = field(default=None, metadata=_opt("Adam learning rate (default: the model's usual one)"))
+    omega_0: float = field(default=30.0, metadata=_opt("SIREN/FINER frequency factor"))
+    first_omega_0: float | None = field(default=None, metadata=_opt(
+        "SIREN/FINER first layer's frequency factor (default: 3000 for audio, as SIREN's audio fits, "
+        "else omega_0)"))
+    lr: float | None = field(default=None, metadata=_opt(
+        "Adam learning rate (default: the model's usual one)"))
     ratio: float = field(default=0.2, metadata=_opt("fraction of coordinates trained on per step, in (0, 1]"))
     schedule: str | None = field(default=None, metadata=_opt(
         "ratio schedule: constant, linear, step, cosine, reverse-cosine (default: the teacher's own)"))
     interval: str | None = field(default=None, metadata=_opt(
-        "re-selection interval: dense, dense2, incremental, reverse-incremental, void (default: the teacher's)"))
+        "re-selection interval: dense, dense2, incremental, reverse-incremental, void "
+        "(default: the teacher's)"))
     steps: int | None = field(default=None, metadata=_opt("training steps (or give --seconds)"))
     seconds: float | None = field(default=None, metadata=_opt("training seconds, scoring included"))
     seed: int = field(default=0, metadata=_opt("seed for the network and the teacher"))
@@ -84,7 +89,8 @@ class FitConfig(SignalModelConfig):
     overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
     eval_every: float | None = field(default=None, metadata=_opt(
         "evaluate every this many steps (or seconds, for --seconds); default: 50 evaluations"))
-    checkpoint_every: int = field(default=500, metadata=_opt("steps between checkpoints (0: only at the end)"))
+    checkpoint_every: int = field(default=500, metadata=_opt(
+        "steps between checkpoints (0: only at the end)"))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,6 +134,17 @@ def load_signal(config: SignalModelConfig) -> Signal:
     raise UserError(f"unknown signal {kind!r}; use one of {', '.join(SIGNAL_KINDS)}")
 
 
+AUDIO_FIRST_OMEGA_0 = 3000.0  # SIREN's audio fits: with 30, a clip's samples look like one slow wave
+
+
+def first_omega_0(config: SignalModelConfig) -> float | None:
+    """The first layer's frequency factor: the user's, else SIREN's audio setting for audio."""
+    if config.first_omega_0 is not None:
+        return config.first_omega_0
+    kind = config.signal or guess_signal(config.image)
+    return AUDIO_FIRST_OMEGA_0 if kind == "audio" else None
+
+
 def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
               eval_every: float | None = None) -> Fit:
     """Model, teacher and budget from ``config``, all seeded from ``config.seed``."""
@@ -136,7 +153,8 @@ def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
         raise UserError(f"chunk must be > 0, got {config.chunk}")
     torch.manual_seed(config.seed)
     model = make_model(config.model, signal.coords.shape[1], signal.targets.shape[1],
-                       width=config.width, depth=config.depth, omega_0=config.omega_0)
+                       width=config.width, depth=config.depth, omega_0=config.omega_0,
+                       first_omega_0=first_omega_0(config))
     teacher = Teacher(teacher_name, len(signal), ratio=config.ratio, schedule=config.schedule,
                       interval=config.interval, seed=config.seed)
     lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]

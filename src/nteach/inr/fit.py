@@ -63,6 +63,7 @@ class Fit:
         self.coords = signal.coords.to(self.device)
         self.targets = signal.targets.to(self.device)
         self.teacher = teacher
+        teacher.strategy.check_coordinates(signal.coords)
         self.budget = budget
         self.chunk = chunk
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)

@@ -47,12 +47,16 @@ class SineLayer(nn.Module):
 
 
 class Siren(nn.Module):
-    """SIREN: ``depth`` sine layers of ``width`` units and a linear output (Sitzmann et al., 2020)."""
+    """SIREN: ``depth`` sine layers of ``width`` units and a linear output (Sitzmann et al., 2020).
+
+    ``first_omega_0`` is the first layer's frequency factor (default ``omega_0``); SIREN's audio
+    fits raise it to 3000 so that the first layer spans audible frequencies.
+    """
 
     def __init__(self, dim_in: int, dim_out: int, width: int = 256, depth: int = 5,
-                 omega_0: float = 30.0) -> None:
+                 omega_0: float = 30.0, first_omega_0: float | None = None) -> None:
         super().__init__()
-        layers = [SineLayer(dim_in, width, omega_0, is_first=True)]
+        layers = [SineLayer(dim_in, width, first_omega_0 or omega_0, is_first=True)]
         layers += [SineLayer(width, width, omega_0) for _ in range(depth - 1)]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, dim_out)
@@ -124,9 +128,11 @@ class Finer(nn.Module):
     """FINER: SIREN with variable-periodic activations (Liu et al., CVPR 2024)."""
 
     def __init__(self, dim_in: int, dim_out: int, width: int = 256, depth: int = 5,
-                 omega_0: float = 30.0, first_bias_scale: float = FINER_FIRST_BIAS_SCALE) -> None:
+                 omega_0: float = 30.0, first_omega_0: float | None = None,
+                 first_bias_scale: float = FINER_FIRST_BIAS_SCALE) -> None:
         super().__init__()
-        layers = [FinerLayer(dim_in, width, omega_0, is_first=True, first_bias_scale=first_bias_scale)]
+        layers = [FinerLayer(dim_in, width, first_omega_0 or omega_0, is_first=True,
+                             first_bias_scale=first_bias_scale)]
         layers += [FinerLayer(width, width, omega_0) for _ in range(depth - 1)]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, dim_out)
@@ -210,15 +216,18 @@ SIREN_FREQUENCY = {"siren", "finer"}  # the models make_model's omega_0 applies 
 
 
 def make_model(name: str, dim_in: int, dim_out: int, width: int = 256, depth: int = 5,
-               omega_0: float = 30.0) -> nn.Module:
+               omega_0: float = 30.0, first_omega_0: float | None = None) -> nn.Module:
     """Build the architecture registered as ``name``.
 
-    ``omega_0`` is SIREN's frequency factor: only SIREN and FINER take it; the other models
-    keep their own defaults (WIRE's omega_0 is 20).
+    ``omega_0`` is SIREN's frequency factor and ``first_omega_0`` its first layer's (default
+    ``omega_0``): only SIREN and FINER take them; the other models keep their own defaults
+    (WIRE's omega_0 is 20).
     """
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     if width <= 0 or depth <= 0:
         raise UserError(f"width and depth must be > 0, got width {width}, depth {depth}")
-    extra = {"omega_0": omega_0} if name in SIREN_FREQUENCY else {}
+    if omega_0 <= 0 or (first_omega_0 is not None and first_omega_0 <= 0):
+        raise UserError(f"omega_0 and first_omega_0 must be > 0, got {omega_0} and {first_omega_0}")
+    extra = {"omega_0": omega_0, "first_omega_0": first_omega_0} if name in SIREN_FREQUENCY else {}
     return MODELS[name](dim_in, dim_out, width=width, depth=depth, **extra)

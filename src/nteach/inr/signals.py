@@ -100,7 +100,8 @@ class ImageSignal:
     def export(self, predictions: torch.Tensor, folder: Path) -> None:
         pixels = util.img_as_ubyte(self.to_image(predictions))
         pixels = pixels[..., 0] if self.shape[2] == 1 else pixels
-        atomic_write(Path(folder) / "reconstruction.png", lambda tmp: io.imsave(tmp, pixels, check_contrast=False))
+        atomic_write(Path(folder) / "reconstruction.png",
+                     lambda tmp: io.imsave(tmp, pixels, check_contrast=False))
 
     def preview(self, predictions: torch.Tensor) -> np.ndarray:
         return self.to_image(predictions)

@@ -80,6 +80,10 @@ class Strategy:
     def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
         return {}
 
+    def check_coordinates(self, coords: torch.Tensor) -> None:
+        """Raise UserError if this strategy cannot teach a pool at these coordinates (checked before
+        a run starts, so that no run folder is made for a run that would fail at its first step)."""
+
     def select(self, ctx: Context) -> Selection:
         raise NotImplementedError
 

@@ -74,7 +74,8 @@ def grid_shape(coords: torch.Tensor) -> torch.Tensor:
     cells = torch.arange(len(coords), device=coords.device)
     if math.prod(shape.tolist()) != len(coords) or not torch.allclose(
             coords, 2 * unit_positions(cells, shape) - 1, atol=1e-5):
-        raise UserError("soft_mining needs the examples on a full row-major grid over [-1, 1]^d")
+        raise UserError("soft_mining needs the examples on a full row-major grid over [-1, 1]^d "
+                        "(for shapes: --surface-points 0)")
     return shape
 
 
@@ -106,6 +107,9 @@ class SoftMining(Strategy):
 
     name = "soft_mining"
     wants_input_grads = True
+
+    def check_coordinates(self, coords: torch.Tensor) -> None:
+        grid_shape(coords)
 
     def needs(self, event: int) -> tuple[str, ...]:
         return ("coordinates", "edge_magnitude") if event == 0 else ()
