@@ -3,6 +3,7 @@
 from nteach.teaching.strategies import (  # noqa: F401  (registers them)
     attent_complex,
     attent_simple,
+    cached_importance,
     egra,
     evos,
     expansive,
