@@ -24,7 +24,8 @@ def test_observed_losses_fill_the_cache_and_draws_are_seeded_without_duplicates(
     teacher = Teacher("cached_importance", 100, ratio=0.3, seed=3)
     assert teacher.state["cache"].isnan().all()
     teacher.observe(torch.tensor([5, 7]), torch.tensor([0.5, 2.0]))
-    assert teacher.state["cache"][[5, 7]].tolist() == [0.5, 2.0] and teacher.state["cache"].isnan().sum() == 98
+    cache = teacher.state["cache"]
+    assert cache[[5, 7]].tolist() == [0.5, 2.0] and cache.isnan().sum() == 98
     first = teacher.select(0, 0.0, score=None).indices
     again = Teacher("cached_importance", 100, ratio=0.3, seed=3)
     again.observe(torch.tensor([5, 7]), torch.tensor([0.5, 2.0]))
