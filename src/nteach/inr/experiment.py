@@ -24,6 +24,7 @@ from nteach.runs import (
     write_jsonl,
 )
 from nteach.teaching import Teacher
+from nteach.teaching.distributed import on_main, process_group_from_env
 
 SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
@@ -146,8 +147,9 @@ def first_omega_0(config: SignalModelConfig) -> float | None:
 
 
 def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
-              eval_every: float | None = None) -> Fit:
-    """Model, teacher and budget from ``config``, all seeded from ``config.seed``."""
+              eval_every: float | None = None, device: torch.device | None = None) -> Fit:
+    """Model, teacher and budget from ``config``, all seeded from ``config.seed`` (the same on every
+    rank); ``device`` overrides ``config.device``."""
     budget = Budget(steps=config.steps, seconds=config.seconds)
     if config.chunk <= 0:
         raise UserError(f"chunk must be > 0, got {config.chunk}")
@@ -161,20 +163,33 @@ def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
     if lr <= 0:
         raise UserError(f"learning rate must be > 0, got {lr}")
     return Fit(signal, model, teacher, budget, lr=lr, eval_every=eval_every, chunk=config.chunk,
-               device=resolve_device(config.device))
+               device=device or resolve_device(config.device))
+
+
+def communication(fit: Fit) -> dict:
+    """What teaching exchanged between the ranks, in bytes received per rank (gradients not counted)."""
+    teaching = fit.global_teacher
+    events = teaching.event_bytes
+    return {"selection_events": len(events), "score_bytes": sum(events),
+            "score_bytes_largest_event": max(events, default=0),
+            "feedback_bytes_per_step": teaching.feedback_bytes / max(teaching.observations, 1)}
 
 
 def summarize(fit: Fit, config: dict) -> dict:
     """Final and best quality, steps and training seconds of a run, with the config that made it."""
     metric, history = fit.signal.metric, fit.history
     quality = [name for name in history[-1] if name not in ("step", "seconds", "selected")]
-    return {
+    summary = {
         "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds, "metric": metric,
         **{f"final_{name}": history[-1][name] for name in quality},
         **{f"best_{name}": (min if name in LOWER_IS_BETTER else max)(r[name] for r in history)
            for name in quality},
+        "world_size": fit.ranks.size,
         "config": config,
     }
+    if fit.ranks.size > 1:
+        summary["communication"] = communication(fit)
+    return summary
 
 
 def write_outputs(fit: Fit, folder: Path, config: dict) -> None:
@@ -203,21 +218,29 @@ def run_fit(config: FitConfig, resume_folder: Path | None = None, show_progress:
             stop: threading.Event | None = None) -> tuple[Fit, Path]:
     """Fit into a new run folder, or resume the one given; checkpoints go to folder/checkpoint.pt.
 
-    Everything a user can get wrong is checked before the folder is created.
+    Everything a user can get wrong is checked before the folder is created. Under torchrun
+    (WORLD_SIZE > 1) every rank fits under DDP and rank 0 alone reads and writes the folder.
     """
     signal = load_signal(config)
-    fit = build_fit(config, config.teacher, signal, eval_every=config.eval_every)
-    if resume_folder is not None:
-        folder = Path(resume_folder)
-        fit.load_state_dict(load_checkpoint(folder / CHECKPOINT))
-    else:
-        folder = new_run_folder(Path(config.out or f"runs/{config.teacher}-{signal.name}"), config.overwrite)
-        write_json(folder / CONFIG, asdict(config))
+    with process_group_from_env(resolve_device(config.device)) as (ranks, device):
+        fit = build_fit(config, config.teacher, signal, eval_every=config.eval_every, device=device)
+        if resume_folder is not None:
+            folder = Path(resume_folder)
+            fit.load_state_dict(on_main(lambda: load_checkpoint(folder / CHECKPOINT), ranks))
+        else:
+            folder = Path(config.out or f"runs/{config.teacher}-{signal.name}")
 
-    def checkpoint() -> None:
-        save_checkpoint(folder / CHECKPOINT, fit.state_dict())
+            def make_folder() -> None:
+                write_json(new_run_folder(folder, config.overwrite) / CONFIG, asdict(config))
 
-    fit.run(show_progress=show_progress, stop=stop, checkpoint=checkpoint,
-            checkpoint_every=config.checkpoint_every)
-    write_outputs(fit, folder, asdict(config))
+            on_main(make_folder, ranks)
+
+        def checkpoint() -> None:
+            if ranks.is_main:
+                save_checkpoint(folder / CHECKPOINT, fit.state_dict())
+
+        fit.run(show_progress=show_progress and ranks.is_main, stop=stop, checkpoint=checkpoint,
+                checkpoint_every=config.checkpoint_every)
+        if ranks.is_main:
+            write_outputs(fit, folder, asdict(config))
     return fit, folder

@@ -2,6 +2,13 @@
 
 The training clock (nteach.timing) covers selection, scoring and the
 optimisation step; evaluation, bookkeeping and checkpoints run off the clock.
+
+Under torchrun (an initialised process group of several ranks) the model is
+wrapped in DistributedDataParallel: each rank scores its shard of the
+coordinates, the selection is global (nteach.teaching.distributed), each rank
+trains on its share of it, and DDP averages the gradients. Every rank keeps
+the same model, teacher, history and clock (rank 0's), so any rank's state
+is the run's; the caller lets rank 0 alone write files.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from nteach.errors import UserError
 from nteach.inr.signals import Signal
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
+from nteach.teaching.distributed import DistributedTeacher, Ranks, agree_on_progress, mean_over_ranks
 from nteach.timing import TrainClock
 
 EVALS_PER_RUN = 50
@@ -52,11 +61,14 @@ class Budget:
 
 
 class Fit:
-    """One fitting run: model, Adam, teacher, clock and history. Checkpointable at any step boundary."""
+    """One fitting run: model, Adam, teacher, clock and history. Checkpointable at any step boundary.
+
+    ``ranks``: this process's place in a process group (default: the initialised one, if any).
+    """
 
     def __init__(self, signal: Signal, model: nn.Module, teacher: Teacher, budget: Budget,
                  lr: float = 1e-4, eval_every: float | None = None, chunk: int = 65536,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", ranks: Ranks | None = None) -> None:
         self.device = torch.device(device)
         self.signal = signal
         self.model = model.to(self.device)
@@ -74,44 +86,66 @@ class Fit:
         self.history: list[dict] = []
         self.counts = torch.zeros(len(signal), dtype=torch.int32, device=self.device)
         self.last_selected = 0
+        self.ranks = ranks or Ranks.current()
+        self.global_teacher = DistributedTeacher(teacher, self.ranks)
+        self.shard = self.global_teacher.shard  # the coordinates this rank scores
+        self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
+
+    def _data_parallel(self) -> nn.Module:
+        """The model under DDP, for the training forward (scoring and evaluation use the bare model)."""
+        if self.teacher.extra_losses(0, 0.0):
+            raise UserError(f"{self.teacher.strategy.name} adds a loss term over the whole signal, which "
+                            "one rank's share cannot compute: it does not run under torchrun yet")
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=device_ids)
 
     def _score(self, name: str) -> torch.Tensor:
-        """A per-example score over the whole signal (a full pass: on the training clock)."""
+        """A per-example score over this rank's shard of the signal (all of it in one process);
+        a full pass, on the training clock."""
+        coords, targets = self.coords[self.shard], self.targets[self.shard]
         if name == "residual":
-            return l1_residual(self.predictions(), self.targets)
+            return l1_residual(predict(self.model, coords, self.chunk), targets)
         if name == "squared_error":
-            return (self.predictions() - self.targets).pow(2).flatten(1).mean(dim=1)
+            return (predict(self.model, coords, self.chunk) - targets).pow(2).flatten(1).mean(dim=1)
         if name == "ntk":
-            return ntk_score(self.model, self.coords, self.targets, self.chunk)
+            return ntk_score(self.model, coords, targets, self.chunk, process_group=self.ranks.group)
         if name == "coordinates":  # (N, d): each example's x, for strategies that move in input space
-            return self.coords
-        return self.signal.score(name, self.predictions).to(self.device)
+            return coords
+        # a signal's own scores (edges, Laplacian error) need the whole signal: computed whole, then cut
+        return self.signal.score(name, self.predictions).to(self.device)[self.shard]
 
     def train_step(self) -> None:
-        """Select, then one Adam step on the selected coordinates; all of it on the training clock."""
+        """Select, then one Adam step on this rank's share of the selected coordinates (all of them in
+        one process); all of it on the training clock."""
         with self.clock.running():
             progress = self.budget.progress(self.step, self.clock.seconds)
-            selection = self.teacher.select(self.step, progress, self._score)
-            indices = selection.indices
+            selection = self.global_teacher.select(self.step, progress, self._score)
+            share = self.global_teacher.share(selection, self.device)
+            indices = share.indices
             coords = self.coords if indices is None else self.coords[indices]
             targets = self.targets if indices is None else self.targets[indices]
             if self.teacher.wants_input_grads:
                 coords = coords.clone().requires_grad_(True)
-            predictions = self.model(coords)
+            predictions = self.learner(coords)
             errors = (predictions - targets).pow(2).flatten(1).mean(dim=1)
-            loss = (errors if selection.weights is None else errors * selection.weights).mean()
+            loss = share.loss(errors)
             for name, weight in self.teacher.extra_losses(self.step, progress).items():
                 loss = loss + weight * self.signal.extra_loss(name, predictions, indices)
-            if not math.isfinite(loss.item()):
-                raise Diverged(f"the loss became {loss.item()} at step {self.step}; lower the learning rate")
+            value = mean_over_ranks(loss, self.ranks)  # every rank must stop together, or the rest wait
+            if not math.isfinite(value):
+                raise Diverged(f"the loss became {value} at step {self.step}; lower the learning rate")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self.teacher.observe(indices, errors, coords.grad if coords.requires_grad else None, self.step)
-        if indices is None:
+            input_grads = coords.grad if coords.requires_grad else None
+            if input_grads is not None and share.world > 1:
+                input_grads = input_grads / share.world  # this rank's loss is ``world`` times its part
+            self.global_teacher.observe_share(share, errors, input_grads, self.step)
+        if selection.indices is None:
             self.counts += 1
         else:
-            self.counts.index_add_(0, indices, torch.ones_like(indices, dtype=self.counts.dtype))
+            self.counts.index_add_(0, selection.indices,
+                                   torch.ones_like(selection.indices, dtype=self.counts.dtype))
         self.last_selected = selection.size(len(self.signal))
         self.step += 1
 
@@ -134,6 +168,8 @@ class Fit:
         """Train until the budget is spent (True) or ``stop`` is set (False).
 
         ``checkpoint`` is called every ``checkpoint_every`` steps and when stopping early.
+        Under DDP the ranks agree after every step on rank 0's clock and on stopping (if any
+        rank's ``stop`` is set), so that they select, evaluate and stop at the same steps.
         """
         unit = "step" if self.budget.steps is not None else "s"
         bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]"
@@ -142,13 +178,15 @@ class Fit:
             bar.update(self.budget.used(self.step, self.clock.seconds))
             if not self.history:
                 self.evaluate()
+            stopping = self._agree(stop)
             while not self.done():
-                if stop is not None and stop.is_set():
+                if stopping:
                     if checkpoint:
                         checkpoint()
                     return False
                 before = self.budget.used(self.step, self.clock.seconds)
                 self.train_step()
+                stopping = self._agree(stop)
                 used = self.budget.used(self.step, self.clock.seconds)
                 bar.update(used - before)
                 if used >= self.next_eval or self.done():
@@ -162,7 +200,14 @@ class Fit:
             checkpoint()
         return True
 
+    def _agree(self, stop: threading.Event | None) -> bool:
+        """Whether to stop now; under DDP, also takes rank 0's training seconds as this rank's."""
+        self.clock.seconds, stopping = agree_on_progress(
+            self.clock.seconds, stop is not None and stop.is_set(), self.ranks)
+        return stopping
+
     def state_dict(self) -> dict:
+        """Everything an exact resume needs, on any number of ranks (all of it is global)."""
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),

@@ -6,9 +6,16 @@ millions of coordinates.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp
+
+from nteach.teaching.distributed import all_reduce_sum
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
 
 
 @torch.no_grad()
@@ -27,11 +34,14 @@ def _trainable(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def ntk_product(model: nn.Module, inputs: torch.Tensor, residuals: torch.Tensor,
-                chunk: int = 16384) -> torch.Tensor:
+                chunk: int = 16384, process_group: ProcessGroup | None = None) -> torch.Tensor:
     """w = K r with K = J J^T, matrix-free: v = J^T r by VJPs, then w = J v by JVPs.
 
     J is the Jacobian of the flattened outputs over all trainable parameters.
     J^T r is a sum of per-chunk VJPs; J v is computed chunk by chunk.
+    With a ``process_group``, ``inputs`` and ``residuals`` are this rank's shard of the pool:
+    J^T r, a sum over examples, is summed over the ranks too (one all_reduce of as many
+    numbers as the model has parameters), J v stays local, and w is this shard's part of K r.
     """
     params = _trainable(model)
 
@@ -44,6 +54,8 @@ def ntk_product(model: nn.Module, inputs: torch.Tensor, residuals: torch.Tensor,
         (grads,) = pullback(r.to(x.dtype))
         for name in v:
             v[name] += grads[name]
+    if process_group is not None:
+        all_reduce_sum(list(v.values()), process_group)
 
     products = []
     for x in inputs.split(chunk):
@@ -53,8 +65,12 @@ def ntk_product(model: nn.Module, inputs: torch.Tensor, residuals: torch.Tensor,
 
 
 def ntk_score(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-              chunk: int = 16384) -> torch.Tensor:
-    """NINT's score s_i = sum_c (K r)_{i,c}^2, with r = f(X) - Y."""
+              chunk: int = 16384, process_group: ProcessGroup | None = None) -> torch.Tensor:
+    """NINT's score s_i = sum_c (K r)_{i,c}^2, with r = f(X) - Y.
+
+    With a ``process_group``, the scores of this rank's shard (``inputs``, ``targets``) of a pool
+    split over its ranks: gathered in rank order, they are the one-process scores of the pool.
+    """
     residuals = predict(model, inputs, chunk) - targets
-    w = ntk_product(model, inputs, residuals, chunk)
+    w = ntk_product(model, inputs, residuals, chunk, process_group)
     return w.pow(2).flatten(1).sum(dim=1)
