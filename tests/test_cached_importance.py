@@ -12,10 +12,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_probabilities_by_hand():
-    strategy = make_strategy("cached_importance", mix=0.5)
+    strategy = make_strategy("cached_importance", mix=0.5, temperature=1.0)
     cache = torch.tensor([1.0, 3.0, float("nan"), 0.0])  # the unseen example counts as the largest, 3
     expected = [0.5 * c / 7.0 + 0.5 / 4 for c in (1.0, 3.0, 3.0, 1e-12)]
     assert strategy.probabilities(cache).tolist() == pytest.approx(expected)
+    roots = [math.sqrt(c) for c in (1.0, 3.0, 3.0, 1e-12)]  # the default temperature, 0.5
+    assert make_strategy("cached_importance", mix=0.5).probabilities(cache).tolist() == pytest.approx(
+        [0.5 * r / sum(roots) + 0.125 for r in roots])
     squared = make_strategy("cached_importance", mix=1.0, temperature=2.0).probabilities(cache)
     assert squared.tolist() == pytest.approx([0.25] * 4)  # mix 1 is uniform whatever the cache
 
@@ -34,7 +37,8 @@ def test_observed_losses_fill_the_cache_and_draws_are_seeded_without_duplicates(
 
 
 def test_importance_weights_by_hand():
-    teacher = Teacher("cached_importance", 4, ratio=0.5, seed=0, weighted=True, max_weight=1.5, mix=0.5)
+    teacher = Teacher("cached_importance", 4, ratio=0.5, seed=0, weighted=True, max_weight=1.5, mix=0.5,
+                      temperature=1.0)
     teacher.observe(None, torch.tensor([1.0, 3.0, 3.0, 1.0]))
     selection = teacher.select(0, 0.0, score=None)
     p = torch.tensor([0.5 * c / 8.0 + 0.125 for c in (1.0, 3.0, 3.0, 1.0)])
@@ -44,7 +48,7 @@ def test_importance_weights_by_hand():
 
 
 def test_high_loss_examples_are_drawn_more_often():
-    teacher = Teacher("cached_importance", 1000, ratio=0.05, seed=0, mix=0.2)
+    teacher = Teacher("cached_importance", 1000, ratio=0.05, seed=0, mix=0.2, temperature=1.0)
     losses = torch.full((1000,), 0.01)
     losses[:100] = 1.0  # a tenth of the pool holds most of the loss
     teacher.observe(None, losses)
