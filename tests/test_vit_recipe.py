@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nteach.attention.data import IndexedDataset, load_idx_images, read_idx, split
-from nteach.attention.recipes.vit import ViTConfig, learning_rate, parse_options, run
+from nteach.attention.recipes.vit import ViTConfig, learning_rate, parse_options, run, split_indices
 from nteach.attention.vit import ViT
 from nteach.cli import main
 from nteach.errors import UserError
@@ -59,6 +59,15 @@ def test_vit_shapes():
     model = ViT(image_size=28, patch_size=7, num_classes=10, dim=32, depth=2, heads=2)
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     assert model.pos_embed.shape == (1, 17, 32)  # 16 patches + [class]
+
+
+def test_max_examples_is_a_seeded_subset_of_each_side_of_the_split():
+    whole_train, whole_val = split_indices(ViTConfig(validation=0.2), 1000)
+    train, val = split_indices(ViTConfig(validation=0.2, max_examples=200), 1000)
+    assert len(train) == 200 and len(val) == 50  # validation: a quarter as many
+    assert set(train.tolist()) <= set(whole_train.tolist()) and set(val.tolist()) <= set(whole_val.tolist())
+    assert torch.equal(train, split_indices(ViTConfig(validation=0.2, max_examples=200), 1000)[0])
+    assert len(split_indices(ViTConfig(max_examples=20), 1000)[1]) == 16  # at least 16
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():
@@ -113,6 +122,7 @@ def test_cli_writes_a_complete_run_folder(tmp_path, capsys, idx_folder):
     (["--data", "EMPTY"], "no train-images-idx3-ubyte or train-labels-idx1-ubyte[.gz] in"),
     (["--data", "nowhere"], "no such dataset folder: nowhere"),
     (["--data", "digits", "--batch-size", "0"], "batch size must be > 0, got 0"),
+    (["--data", "digits", "--max-examples", "0"], "max examples must be > 0, got 0"),
     (["--data", "digits", "--teacher", "magic"], "unknown teacher 'magic'"),
     (["--data", "digits", "--options", "cycles=x"], "teacher option cycles must be int, got 'x'"),
     (["--data", "digits", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),

@@ -15,11 +15,13 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from nteach.attention.recipes import load_recipes
+from nteach.bench.attention import attention_suite_path, run_attention_suite
 from nteach.bench.compare import CompareConfig, run_compare
 from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
 from nteach.inr.experiment import FitConfig, default_budget, run_fit
 from nteach.runs import CONFIG
+from nteach.teaching.distributed import exit_code_of_launched, launched_rank
 
 TYPES = {"int": int, "float": float, "str": str}
 
@@ -55,8 +57,9 @@ def stop_on_signals() -> threading.Event:
     def handler(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
-        print("\nnteach: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr)
+        if launched_rank() == 0:  # under torchrun every rank gets the signal
+            print("\nnteach: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
+                  file=sys.stderr)
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
@@ -75,14 +78,15 @@ def command_fit(args: argparse.Namespace) -> int:
         default_budget(config, steps=1000)
     stop = stop_on_signals()
     fit, folder = run_fit(config, resume_folder=folder, show_progress=not args.quiet, stop=stop)
-    last = fit.history[-1]
-    if stop.is_set():
+    finished = fit.done()  # under torchrun a stop on any rank stops them all
+    if fit.ranks.is_main and not finished:
         print(f"stopped at step {fit.step}; continue with: nteach fit --resume {folder}", file=sys.stderr)
-        return 130
-    quality = ", ".join(f"{name} {value:.3f}" for name, value in last.items()
-                        if name not in ("step", "seconds", "selected"))
-    print(f"{config.teacher}: {fit.step} steps, {fit.clock.seconds:.1f} s training, {quality} -> {folder}")
-    return 0
+    elif fit.ranks.is_main:
+        quality = ", ".join(f"{name} {value:.3f}" for name, value in fit.history[-1].items()
+                            if name not in ("step", "seconds", "selected"))
+        seconds = fit.clock.seconds
+        print(f"{config.teacher}: {fit.step} steps, {seconds:.1f} s training, {quality} -> {folder}")
+    return exit_code_of_launched(0 if finished else 130)
 
 
 def command_compare(args: argparse.Namespace) -> int:
@@ -105,12 +109,13 @@ def command_train(args: argparse.Namespace) -> int:
         config = config_from(args, recipe.config)
     stop = stop_on_signals()
     summary, folder = recipe.run(config, resume_folder=folder, show_progress=not args.quiet, stop=stop)
-    if stop.is_set():
+    finished = summary["finished"]  # under torchrun a stop on any rank stops them all
+    if launched_rank() == 0 and not finished:
         print(f"stopped; continue with: nteach train {args.recipe} --resume {folder}", file=sys.stderr)
-        return 130
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1))
-    print(f"run folder: {folder}")
-    return 0
+    elif launched_rank() == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1))
+        print(f"run folder: {folder}")
+    return exit_code_of_launched(0 if finished else 130)
 
 
 def command_bench_inr(args: argparse.Namespace) -> int:
@@ -120,6 +125,28 @@ def command_bench_inr(args: argparse.Namespace) -> int:
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
     return 0
+
+
+def command_bench_attention(args: argparse.Namespace) -> int:
+    path = attention_suite_path(args.suite or ("full" if args.full else "quick"))
+    out = Path(args.out or f"runs/bench-attention-{path.stem.removeprefix('attention-')}")
+    run_attention_suite(path, out, overwrite=args.overwrite, show_progress=not args.quiet)
+    print((out / "results.md").read_text(), end="")
+    print(f"results, tables and plots in {out}")
+    return 0
+
+
+def add_suite_command(suites, name: str, help: str, quick: str, handler) -> argparse.ArgumentParser:
+    """`nteach bench NAME [--quick | --full | --suite FILE] [--out DIR] [--overwrite]`."""
+    command = suites.add_parser(name, help=help)
+    size = command.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help=f"the CPU suite, {quick} (default)")
+    size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
+    size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
+    command.add_argument("--out", help=f"results folder (default runs/bench-{name}-SUITE)")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    command.set_defaults(handler=handler)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,17 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=command_compare)
     bench = commands.add_parser("bench", help="benchmark suites: every teacher, several seeds")
     suites = bench.add_subparsers(dest="suite_kind", required=True, parser_class=Parser)
-    inr = suites.add_parser("inr", help="INR suite: signals x models x teachers")
-    size = inr.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="the CPU suite, about 10 minutes (default)")
-    size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
-    size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
-    inr.add_argument("--out", help="results folder (default runs/bench-inr-SUITE)")
-    inr.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
-    inr.set_defaults(handler=command_bench_inr)
+    inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 10 minutes",
+                            command_bench_inr)
+    attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
+                                  "final validation metric", "about 12 minutes", command_bench_attention)
     train = commands.add_parser("train", help="train an attention learner with a teacher")
     recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
-    subcommands = [fit, compare, inr]
+    subcommands = [fit, compare, inr, attention]
     for name, recipe in load_recipes().items():
         sub = recipes.add_parser(name, help=recipe.help)
         add_config_options(sub, recipe.config)

@@ -15,6 +15,7 @@ from nteach.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
+HISTORY = "history.jsonl"
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -141,3 +141,10 @@ def split(size: int, validation: int, generator: torch.Generator) -> tuple[torch
         raise UserError(f"the validation split must hold between 1 and {size - 1} examples, got {validation}")
     order = torch.randperm(size, generator=generator)
     return order[validation:], order[:validation]
+
+
+def subset(count: int, limit: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded random ``limit`` of ``count`` rows (all of them if no limit)."""
+    if limit is None or limit >= count:
+        return torch.arange(count)
+    return torch.sort(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit]).values

@@ -18,6 +18,12 @@ the round position saved beside each checkpoint, not the Trainer's
 steps-per-epoch arithmetic (so ``args.ignore_data_skip`` is set to True).
 ``args.remove_unused_columns`` is set to False: the dataset index travels as
 ``idx`` (added here; the collator must turn it into a tensor).
+
+Under torchrun or ``accelerate launch`` each rank scores its shard of the
+pool and the scores are gathered; every rank's teacher observes every
+rank's losses and filters every rank's batch (Selective Backprop), so the
+teachers stay identical and select the same examples without a broadcast
+(nteach.teaching.distributed).
 """
 
 from __future__ import annotations
@@ -29,9 +35,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from accelerate.utils import broadcast_object_list
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, Subset
 from transformers import Trainer, TrainerCallback, get_scheduler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
@@ -39,6 +44,7 @@ from nteach.attention.data import IndexedDataset
 from nteach.attention.losses import causal_lm_losses, classification_losses
 from nteach.errors import UserError
 from nteach.teaching import Selection, Teacher
+from nteach.teaching.distributed import DistributedTeacher, Ranks
 from nteach.timing import TrainClock
 
 TEACHING_STATE = "teaching.pt"  # written into every checkpoint-*/ folder
@@ -121,6 +127,9 @@ class _Rounds(TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.trainer.begin_round()
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.trainer.restore_rng()
+
     def on_step_end(self, args, state, control, **kwargs):
         self.trainer.steps += 1
 
@@ -156,6 +165,10 @@ class TeachingTrainer(Trainer):
         self.args.ignore_data_skip = True  # the sampler itself resumes mid-round
         self.train_dataset = IndexedDataset(self.train_dataset)
         self.teacher, self.example_losses, self.rounds = teacher, example_losses, int(rounds)
+        self.global_teacher = DistributedTeacher(teacher, Ranks.current())  # accelerate has joined the group
+        if self.global_teacher.ranks.size != self.args.world_size:
+            raise UserError(f"torch.distributed has {self.global_teacher.ranks.size} ranks, the Trainer "
+                            f"{self.args.world_size}: on CPUs give TrainingArguments use_cpu=True")
         self.round = self.steps = self.examples = 0  # round, optimizer steps into it, examples trained
         self.length = 1  # this round's optimizer steps
         self.round_examples, self.loss_sum = 0, 0.0  # examples trained this round and their summed losses
@@ -163,6 +176,7 @@ class TeachingTrainer(Trainer):
         self.weights: torch.Tensor | None = None  # per dataset index; None: all ones
         self.round_sampler: RoundSampler | None = None
         self._timing = ExitStack()
+        self._rng_checkpoint: str | None = None  # the checkpoint a resume restores the RNG states of
 
     @property
     def unit(self) -> int:
@@ -170,6 +184,11 @@ class TeachingTrainer(Trainer):
         return self.args.train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
 
     def _get_train_sampler(self, train_dataset=None) -> RoundSampler:
+        # Sharded once, by accelerate: the Trainer's prepared DataLoader deals the sampler's batches
+        # out over the ranks (rank r takes batches r, r + world, ...), so the sampler yields the global
+        # order, the same on every rank. A per-rank sampler would be sharded twice (half the steps,
+        # half the selection never seen). Rounds are multiples of batch x world x accumulation, so
+        # accelerate neither pads (repeating examples) nor drops any.
         capacity = math.ceil(self.teacher.pool_size / self.unit) * self.unit
         seed = self.args.data_seed or self.args.seed
         self.round_sampler = RoundSampler(self.teacher.pool_size, capacity, seed)
@@ -191,18 +210,21 @@ class TeachingTrainer(Trainer):
         return self.lr_scheduler
 
     def score(self, name: str) -> torch.Tensor:
-        """A per-example score of the whole pool, for teachers that ask: "loss" (no grad)."""
+        """A per-example score of this rank's shard of the pool (all of it in one process), for teachers
+        that ask: "loss" (no grad)."""
         if name != "loss":
             raise UserError(f"the Hugging Face integration cannot compute the score {name!r}")
-        return self.pool_losses()
+        return self.pool_losses(self.global_teacher.shard)
 
     @torch.no_grad()
-    def pool_losses(self) -> torch.Tensor:
-        """Every training example's loss in dataset order (eval mode); -inf where no token is labelled."""
+    def pool_losses(self, rows: slice | None = None) -> torch.Tensor:
+        """The loss of every training example (of ``rows``) in dataset order (eval mode); -inf where no
+        token is labelled."""
         model, was_training = self.model, self.model.training
         model.eval()
         losses = []
-        for batch in DataLoader(self.train_dataset, self.args.eval_batch_size, collate_fn=self.data_collator):
+        data = Subset(self.train_dataset, range(len(self.train_dataset))[rows or slice(None)])
+        for batch in DataLoader(data, self.args.eval_batch_size, collate_fn=self.data_collator):
             batch = {name: value.to(self.args.device) for name, value in batch.items() if name != "idx"}
             labels = batch.pop("labels")
             loss, valid = self.example_losses(model(**batch).logits, labels)
@@ -211,10 +233,8 @@ class TeachingTrainer(Trainer):
         return torch.cat(losses)
 
     def select(self) -> Selection:
-        selection = self.teacher.select(self.round, self.round / self.rounds, self.score)
-        if self.args.world_size > 1:  # rank 0's choice, so every rank yields the same global order
-            selection = broadcast_object_list([selection], from_process=0)[0]
-        return selection
+        """This round's selection: global, the same on every rank."""
+        return self.global_teacher.select(self.round, self.round / self.rounds, self.score)
 
     def begin_round(self) -> None:
         """Select this round's examples and point the sampler and the schedule at them (on the clock)."""
@@ -234,6 +254,17 @@ class TeachingTrainer(Trainer):
         count, skip = self.length * self.unit, self.steps * self.unit
         self.round_sampler.set_round(self.round, selection.indices, count, skip)
         self.lr_scheduler.begin_round(self.round, self.length, done=self.steps)
+        if self.steps == 0:  # resumed at a round's start: before the DataLoader starts, as then
+            self.restore_rng()
+
+    def restore_rng(self) -> None:
+        """After a resume, the checkpoint's RNG states (dropout's, each rank's own), where the run that
+        wrote it stood: before the round's DataLoader starts (starting draws from the global generator)
+        at a round's start, just before the next step mid-round. The Trainer's own restore follows its
+        epochs, which are not the rounds, and is off mid-epoch with ignore_data_skip."""
+        if self._rng_checkpoint is not None:
+            self._load_rng_state(self._rng_checkpoint)
+            self._rng_checkpoint = None
 
     def end_round(self) -> bool:
         """Stop the clock; if the round is complete, move on. True when the last round is done."""
@@ -258,7 +289,7 @@ class TeachingTrainer(Trainer):
             with torch.no_grad():
                 losses, valid = self.example_losses(model(**inputs).logits, labels)
             self.observe(index, losses, valid)
-            keep = self.teacher.filter_batch(torch.where(valid, losses, 0.0))
+            keep = self.global_teacher.filter_batch(torch.where(valid, losses, 0.0))
             inputs = {name: value[keep] for name, value in inputs.items()}
             labels, index = labels[keep], index[keep]
         outputs = model(**inputs)
@@ -272,22 +303,23 @@ class TeachingTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def observe(self, index: torch.Tensor, losses: torch.Tensor, valid: torch.Tensor) -> None:
-        """Report the batch's per-example losses (from all ranks) to the teacher; skip unlabelled ones."""
+        """Report the batch's per-example losses (every rank's) to the teacher; skip unlabelled ones."""
         index, losses, valid = index.detach(), losses.detach().float(), valid.detach()
-        if self.args.world_size > 1:
-            index, losses = self.accelerator.gather(index), self.accelerator.gather(losses)
-            valid = self.accelerator.gather(valid.long()).bool()
-        self.teacher.observe(index[valid], losses[valid], step=self.round)
-        self.examples += int(valid.sum())
-        self.round_examples += int(valid.sum())
-        self.loss_sum += float(losses[valid].sum())
+        observed = self.global_teacher.observe(index[valid], losses[valid], step=self.round)
+        self.examples += len(observed)
+        self.round_examples += len(observed)
+        self.loss_sum += float(observed.sum())
 
     def teaching_state(self) -> dict:
         return {"teacher": self.teacher.state_dict(), "round": self.round, "steps": self.steps,
                 "examples": self.examples, "round_examples": self.round_examples, "loss_sum": self.loss_sum,
-                "seconds": self.clock.seconds}
+                "seconds": self.clock.seconds, "unit": self.unit}
 
     def load_teaching_state(self, state: dict) -> None:
+        unit = state.get("unit", self.unit)
+        if state["steps"] and unit != self.unit:  # the position in the round is counted in steps of ``unit``
+            raise UserError(f"this checkpoint stopped mid-round at {unit} examples per step (batch x ranks "
+                            f"x accumulation); this run takes {self.unit}: resume it with the same")
         self.teacher.load_state_dict(state["teacher"])
         self.round, self.steps, self.examples = state["round"], state["steps"], state["examples"]
         self.round_examples, self.loss_sum = state["round_examples"], state["loss_sum"]
@@ -304,4 +336,5 @@ class TeachingTrainer(Trainer):
             if not path.is_file():
                 raise UserError(f"{os.fspath(resume_from_checkpoint)} holds no {TEACHING_STATE}")
             self.load_teaching_state(torch.load(path, map_location="cpu", weights_only=True))
+            self._rng_checkpoint = os.fspath(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)

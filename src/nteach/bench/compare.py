@@ -41,9 +41,11 @@ class CompareConfig(SignalModelConfig):
             raise UserError(f"targets must be numbers separated by commas, got {text!r}") from None
 
 
-def time_to_target(history: list[dict], target: float, metric: str = "psnr") -> float | None:
+def time_to_target(history: list[dict], target: float, metric: str = "psnr",
+                   higher_is_better: bool = True) -> float | None:
     """Training seconds at the first evaluation that reached ``target`` (None if never)."""
-    return next((r["seconds"] for r in history if r[metric] >= target), None)
+    sign = 1.0 if higher_is_better else -1.0  # a loss reaches its target from above
+    return next((r["seconds"] for r in history if sign * r[metric] >= sign * target), None)
 
 
 def run_result(fit: Fit, targets: list[float]) -> dict:

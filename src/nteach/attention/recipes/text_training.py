@@ -1,5 +1,7 @@
 """One TeachingTrainer run of a text recipe in its run folder: progress bar, validation after every
 epoch (off the clock), history, summary, plot, checkpoints (teacher state included), stop and resume.
+
+Under torchrun or accelerate launch every rank runs it (the Trainer's DDP); rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from nteach.attention.hf import TeachingTrainer
-from nteach.attention.recipes.text_common import CHECKPOINTS, HISTORY, TextConfig
+from nteach.attention.recipes.text_common import CHECKPOINTS, TextConfig
 from nteach.errors import UserError
 from nteach.inr.experiment import resolve_device
-from nteach.runs import save_figure, write_json, write_jsonl
+from nteach.runs import HISTORY, save_figure, write_json, write_jsonl
+from nteach.teaching.distributed import Ranks, agree_on_progress
 
 Evaluate = Callable[[], dict]  # validation metrics of the model as it is now
 
@@ -42,16 +45,21 @@ def training_arguments(config: TextConfig, folder: Path) -> TrainingArguments:
         warmup_steps=config.warmup, weight_decay=config.weight_decay, save_strategy="epoch",
         save_total_limit=1, eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
         seed=config.seed, use_cpu=resolve_device(config.device).type == "cpu", dataloader_num_workers=0,
-        log_level="error")
+        log_level="error", ddp_find_unused_parameters=False)
 
 
 class RunCallback(TrainerCallback):
-    """Progress bar, stop on request, and validation after each complete epoch, written to the history."""
+    """Progress bar, stop on request, and validation after each complete epoch, written to the history.
+
+    Every rank validates (the same model, the same history); rank 0 writes. A stop asked on any
+    rank stops every rank after the same step.
+    """
 
     def __init__(self, trainer: TeachingTrainer, evaluate: Evaluate, history: list[dict], folder: Path,
                  bar: tqdm, stop: threading.Event | None) -> None:
         self.trainer, self.evaluate, self.history = trainer, evaluate, history
         self.folder, self.bar, self.stop = folder, bar, stop
+        self.ranks = Ranks.current()
 
     def record(self, state) -> None:
         t = self.trainer
@@ -60,7 +68,8 @@ class RunCallback(TrainerCallback):
             "epoch": t.round, "steps": state.global_step, "seconds": t.clock.seconds, "examples": t.examples,
             "trained": t.round_examples if t.round else 0,
             "train_loss": t.loss_sum / t.round_examples if t.round and t.round_examples else None, **metrics})
-        write_jsonl(self.folder / HISTORY, self.history)
+        if self.ranks.is_main:
+            write_jsonl(self.folder / HISTORY, self.history)
         self.bar.set_postfix_str(", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -70,7 +79,7 @@ class RunCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.bar.n = self.trainer.progress()
         self.bar.update(0)
-        if self.stop is not None and self.stop.is_set():
+        if agree_on_progress(0.0, self.stop is not None and self.stop.is_set(), self.ranks)[1]:
             control.should_save = control.should_training_stop = True
 
     def on_epoch_end(self, args, state, control, **kwargs):
@@ -88,7 +97,9 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
     bar_format = "{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]"
     hf_bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers' own bars (writing checkpoints) would break ours
-    bar = tqdm(total=config.epochs, disable=not show_progress, dynamic_ncols=True, bar_format=bar_format)
+    is_main = Ranks.current().is_main
+    bar = tqdm(total=config.epochs, disable=not (show_progress and is_main), dynamic_ncols=True,
+               bar_format=bar_format)
     try:
         with warnings.catch_warnings():
             for noise in (".*is_gradient_checkpointing.*", "Could not find a config file"):  # peft's
@@ -104,9 +115,10 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
                "steps": trainer.state.global_step, "examples_trained": trainer.examples,
                "train_seconds": trainer.clock.seconds, f"final_{metric}": history[-1][metric],
                f"best_{metric}": best(r[metric] for r in history), "config": asdict(config)}
-    figure = quality_vs_time({config.teacher: history}, metric=metric, title=title)
-    figure.axes[0].set_ylabel(metric.replace("_", " "))
-    save_figure(folder / f"{metric}_vs_time.png", figure)
-    write_jsonl(folder / HISTORY, history)
-    write_json(folder / "summary.json", summary)
+    if is_main:
+        figure = quality_vs_time({config.teacher: history}, metric=metric, title=title)
+        figure.axes[0].set_ylabel(metric.replace("_", " "))
+        save_figure(folder / f"{metric}_vs_time.png", figure)
+        write_jsonl(folder / HISTORY, history)
+        write_json(folder / "summary.json", summary)
     return summary

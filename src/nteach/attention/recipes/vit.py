@@ -6,6 +6,12 @@ trains on them in a seeded order and reports each example's loss back.
 The learning rate is a pure function of the position in the run
 (epoch + batch / batches this epoch), so it reaches its end however many
 steps the subsets take. Evaluation, logging and checkpoints run off the clock.
+
+Under torchrun every rank runs this loop on a DistributedDataParallel model:
+each rank scores its shard of the pool, the selection is global (the same on
+every rank), each global batch of --batch-size is dealt out over the ranks
+and the teacher observes all of it (nteach.attention.loop). So a K-rank run
+trains as one process does, and rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from torch.utils.data import BatchSampler
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from nteach.attention.data import ImageSet, load_image_data, split
-from nteach.attention.loop import Teaching
+from nteach.attention.data import ImageSet, load_image_data, split, subset
+from nteach.attention.loop import Teaching, global_batches
 from nteach.attention.losses import classification_losses
 from nteach.attention.recipes import register_recipe
 from nteach.attention.vit import SIZES, make_vit
@@ -29,6 +35,7 @@ from nteach.inr.experiment import resolve_device
 from nteach.runs import (
     CHECKPOINT,
     CONFIG,
+    HISTORY,
     load_checkpoint,
     new_run_folder,
     save_checkpoint,
@@ -37,6 +44,7 @@ from nteach.runs import (
     write_jsonl,
 )
 from nteach.teaching import STRATEGIES, Teacher, make_strategy
+from nteach.teaching.distributed import Ranks, agree_on_progress, on_main, process_group_from_env
 from nteach.timing import TrainClock
 
 # the teachers of datasets of examples (the others score image coordinates)
@@ -59,7 +67,7 @@ class ViTConfig:
         "subset ratio of fixed-ratio teachers (attent_simple, uniform); None: the teacher's own"))
     options: str = field(default="", metadata=_opt("teacher hyperparameters, e.g. selection=hard,cycles=3"))
     epochs: int = field(default=10, metadata=_opt("training epochs (one selection event each)"))
-    batch_size: int = field(default=128, metadata=_opt("examples per step"))
+    batch_size: int = field(default=128, metadata=_opt("examples per step, over all ranks"))
     lr: float = field(default=1e-3, metadata=_opt("peak AdamW learning rate"))
     lr_schedule: str = field(default="cosine", metadata=_opt("decay to zero over the run: cosine or linear"))
     warmup: float = field(default=0.05, metadata=_opt("share of the run with a linear learning-rate warm-up"))
@@ -67,6 +75,8 @@ class ViTConfig:
     model: str = field(default="tiny", metadata=_opt(f"ViT size: {', '.join(SIZES)}"))
     patch_size: int | None = field(default=None, metadata=_opt("patch side in pixels; None: a 4x4 grid"))
     validation: float = field(default=0.1, metadata=_opt("share of the training images held out"))
+    max_examples: int | None = field(default=None, metadata=_opt(
+        "train on a random subset of this many images (validation: a quarter as many, at least 16)"))
     seed: int = field(default=0, metadata=_opt("seed for the split, the network and the teacher"))
     device: str = field(default="auto", metadata=_opt("cpu, cuda, cuda:N or auto"))
     out: str | None = field(default=None, metadata=_opt("run folder; None: runs/vit-TEACHER-DATA"))
@@ -107,6 +117,8 @@ def check(config: ViTConfig) -> None:
     for name in ("epochs", "batch_size", "eval_every"):
         if getattr(config, name) <= 0:
             raise UserError(f"{name.replace('_', ' ')} must be > 0, got {getattr(config, name)}")
+    if config.max_examples is not None and config.max_examples <= 0:
+        raise UserError(f"max examples must be > 0, got {config.max_examples}")
     if config.lr <= 0 or not 0.0 <= config.warmup < 1.0 or not 0.0 < config.validation < 1.0:
         raise UserError(f"need lr > 0, 0 <= warmup < 1 and 0 < validation < 1, got lr={config.lr}, "
                         f"warmup={config.warmup}, validation={config.validation}")
@@ -116,11 +128,23 @@ def check(config: ViTConfig) -> None:
     make_strategy(config.teacher, **parse_options(config.teacher, config.options))
 
 
-class Training:
-    """Model, AdamW, teaching, clock, history and position (epoch, batch): checkpointable between steps."""
+def check_inputs(config: ViTConfig) -> None:
+    """check(), then that the images can be read: all of a run's input checks, nothing trained or written."""
+    check(config)
+    load_image_data(config.data)
 
-    def __init__(self, config: ViTConfig, train: ImageSet, validation: ImageSet, num_classes: int) -> None:
-        self.config, self.device = config, resolve_device(config.device)
+
+class Training:
+    """Model, AdamW, teaching, clock, history and position (epoch, batch): checkpointable between steps.
+
+    ``ranks``: this process's place in a process group (default: the initialised one, if any); under
+    one, ``device`` is this rank's. Everything but the model's wrapper is global: the same on every rank.
+    """
+
+    def __init__(self, config: ViTConfig, train: ImageSet, validation: ImageSet, num_classes: int,
+                 device: torch.device | None = None, ranks: Ranks | None = None) -> None:
+        self.config, self.device = config, device or resolve_device(config.device)
+        self.ranks = ranks or Ranks.current()
         size = train.images.shape[-1]
         patch = config.patch_size or max(1, size // 4)
         if size % patch:
@@ -131,19 +155,27 @@ class Training:
                                            weight_decay=config.weight_decay)
         teacher = Teacher(config.teacher, len(train), ratio=config.ratio, seed=config.seed,
                           total_steps=config.epochs, **parse_options(config.teacher, config.options))
-        self.teaching = Teaching(teacher, seed=config.seed)
+        self.teaching = Teaching(teacher, seed=config.seed, ranks=self.ranks)
         self.train = ImageSet(train.images.to(self.device), train.labels.to(self.device))
         self.validation = ImageSet(validation.images.to(self.device), validation.labels.to(self.device))
         self.clock = TrainClock(self.device)
         self.epoch = self.batch = self.steps = self.examples = 0
         self.epoch_examples, self.loss_sum = 0, 0.0  # this epoch's, for its mean training loss
         self.history: list[dict] = []
+        self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
+
+    def _data_parallel(self) -> DistributedDataParallel:
+        """The model under DDP, for the training forward (scoring and evaluation use the bare model)."""
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=device_ids)
 
     def score(self, name: str) -> torch.Tensor:
-        """A per-example score of the whole training pool: the no-grad loss (on the clock)."""
+        """A per-example score of this rank's shard of the pool (all of it in one process): the no-grad
+        loss (on the clock)."""
         if name != "loss":
             raise UserError(f"the ViT recipe cannot compute the score {name!r}")
-        return self.losses(self.train)
+        shard = self.teaching.shard
+        return self.losses(ImageSet(self.train.images[shard], self.train.labels[shard]))
 
     @torch.no_grad()
     def losses(self, data: ImageSet, chunk: int = 1024) -> torch.Tensor:
@@ -154,43 +186,54 @@ class Training:
         return out
 
     def step(self, index: torch.Tensor, batches: int) -> None:
-        """One AdamW step on the batch ``index`` (the ``self.batch``-th of ``batches`` this epoch)."""
+        """One AdamW step on the batch ``index`` (this rank's share of the ``self.batch``-th global batch
+        of ``batches`` this epoch)."""
         progress = (self.epoch + self.batch / batches) / self.config.epochs
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(progress, self.config.lr, self.config.lr_schedule, self.config.warmup)
         images, labels = self.train.images[index], self.train.labels[index]
         keep = self.teaching.keep(lambda: classification_losses(self.model(images), labels))
         images, labels, index = images[keep], labels[keep], index[keep]
-        losses = classification_losses(self.model(images), labels)
+        losses = classification_losses(self.learner(images), labels)
         loss = self.teaching.loss(index, losses)
-        if not math.isfinite(loss.item()):
-            raise UserError(f"the loss became {loss.item()} at epoch {self.epoch}; lower the learning rate")
+        observed = self.teaching.observed  # every rank's losses of this global batch: the same everywhere
+        total = float(observed.sum())
+        if not math.isfinite(total):  # every rank sees it, so every rank stops
+            raise UserError(f"the loss became {total / len(observed)} at epoch {self.epoch}; "
+                            "lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.loss_sum += float(losses.detach().sum())
-        self.epoch_examples += len(index)
-        self.examples += len(index)
+        self.loss_sum += total
+        self.epoch_examples += len(observed)
+        self.examples += len(observed)
         self.steps += 1
 
     def train_epoch(self, bar: tqdm, stop: threading.Event | None) -> bool:
-        """Train (the rest of) this epoch; False if ``stop`` was set before it ended."""
+        """Train (the rest of) this epoch; False if ``stop`` was set (on any rank) before it ended."""
         size = self.config.batch_size
         if self.batch == 0:
             self.epoch_examples, self.loss_sum = 0, 0.0
         with self.clock.running():
             selection = self.teaching.start_epoch(self.epoch, self.score, skip=self.batch * size)
-        batches = math.ceil(selection.size(len(self.train)) / size)
-        for index in BatchSampler(self.teaching.sampler, size, drop_last=False):
-            if stop is not None and stop.is_set():
+        batches = len(global_batches(selection.size(len(self.train)), size, self.ranks.size))
+        for index in self.teaching.batches(size):
+            if self._agree(stop):
                 return False
             with self.clock.running():
                 self.step(torch.tensor(index, device=self.device), batches)
             self.batch += 1
             bar.n = self.epoch + self.batch / batches  # exact, so the bar never overshoots
             bar.update(0)
+        self._agree(None)  # rank 0's clock, for the epoch's record; a stop is agreed on at the next step
         self.epoch, self.batch = self.epoch + 1, 0
         return True
+
+    def _agree(self, stop: threading.Event | None) -> bool:
+        """Whether to stop now (any rank asked); under DDP, also takes rank 0's training seconds."""
+        self.clock.seconds, stopping = agree_on_progress(
+            self.clock.seconds, stop is not None and stop.is_set(), self.ranks)
+        return stopping
 
     @torch.no_grad()
     def accuracy(self, data: ImageSet, chunk: int = 1024) -> tuple[float, float]:
@@ -215,11 +258,15 @@ class Training:
         return record
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "teacher": self.teaching.teacher.state_dict(), "epoch": self.epoch, "batch": self.batch,
-                "steps": self.steps, "examples": self.examples, "seconds": self.clock.seconds,
-                "epoch_examples": self.epoch_examples, "loss_sum": self.loss_sum, "history": self.history,
-                "torch_rng": torch.get_rng_state()}
+        """Everything an exact resume needs, on any number of ranks (the position is in global batches)."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "teacher": self.teaching.teacher.state_dict(), "epoch": self.epoch, "batch": self.batch,
+                 "steps": self.steps, "examples": self.examples, "seconds": self.clock.seconds,
+                 "epoch_examples": self.epoch_examples, "loss_sum": self.loss_sum, "history": self.history,
+                 "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -230,6 +277,8 @@ class Training:
         self.epoch_examples, self.loss_sum = state["epoch_examples"], state["loss_sum"]
         self.history = list(state["history"])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
 
 def summarize(training: Training, test: ImageSet | None, config: ViTConfig) -> dict:
@@ -254,32 +303,30 @@ def write_outputs(training: Training, folder: Path, summary: dict) -> None:
                              title=f"ViT on {Path(training.config.data).name}: {summary['teacher']}")
     figure.axes[0].set_ylabel("validation accuracy")
     save_figure(folder / "val_accuracy_vs_time.png", figure)
-    write_jsonl(folder / "history.jsonl", training.history)
+    write_jsonl(folder / HISTORY, training.history)
     write_json(folder / "summary.json", summary)
 
 
-def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: bool = True,
-        stop: threading.Event | None = None) -> tuple[dict, Path]:
-    """Train into a new run folder (or resume the one given); checkpoint after every epoch and on stop.
+def split_indices(config: ViTConfig, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) indices of ``count`` training images: a seeded split, then --max-examples."""
+    generator = torch.Generator().manual_seed(config.seed)
+    train, validation = split(count, round(config.validation * count), generator)
+    if config.max_examples is not None:  # as the text recipes do
+        train = train[subset(len(train), config.max_examples, config.seed)]
+        validation = validation[subset(len(validation), max(16, config.max_examples // 4), config.seed + 1)]
+    return train, validation
 
-    Everything a user can get wrong is checked before the folder is created.
-    """
-    check(config)
-    data = load_image_data(config.data)
-    train_indices, val_indices = split(len(data.train), round(config.validation * len(data.train)),
-                                       torch.Generator().manual_seed(config.seed))
-    training = Training(config, data.train.subset(train_indices), data.train.subset(val_indices),
-                        data.num_classes)
-    if resume_folder is not None:
-        folder = Path(resume_folder)
-        training.load_state_dict(load_checkpoint(folder / CHECKPOINT))
-    else:
-        out = Path(config.out or f"runs/vit-{config.teacher}-{data.name}")
-        folder = new_run_folder(out, config.overwrite)
-        write_json(folder / CONFIG, asdict(config))
-        training.evaluate()
+
+def train(training: Training, folder: Path, show_progress: bool, stop: threading.Event | None) -> None:
+    """The epochs left, with a progress bar (rank 0's); checkpoint after every epoch and on stop."""
+    config = training.config
+
+    def checkpoint() -> None:
+        if training.ranks.is_main:
+            save_checkpoint(folder / CHECKPOINT, training.state_dict())
+
     bar_format = "{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]"
-    with tqdm(total=config.epochs, disable=not show_progress, dynamic_ncols=True,
+    with tqdm(total=config.epochs, disable=not (show_progress and training.ranks.is_main), dynamic_ncols=True,
               bar_format=bar_format) as bar:
         bar.update(training.epoch)
         while training.epoch < config.epochs:
@@ -288,12 +335,41 @@ def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: boo
             if training.epoch % config.eval_every == 0 or training.epoch == config.epochs:
                 record = training.evaluate()
                 bar.set_postfix_str(f"val acc {record['val_accuracy']:.4f}, train {record['seconds']:.1f} s")
-            save_checkpoint(folder / CHECKPOINT, training.state_dict())
+            checkpoint()
     if training.epoch < config.epochs:  # stopped: keep the exact position
-        save_checkpoint(folder / CHECKPOINT, training.state_dict())
-    summary = summarize(training, data.test, config)
-    write_outputs(training, folder, summary)
+        checkpoint()
+
+
+def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: bool = True,
+        stop: threading.Event | None = None) -> tuple[dict, Path]:
+    """Train into a new run folder (or resume the one given); checkpoint after every epoch and on stop.
+
+    Everything a user can get wrong is checked before the folder is created. Under torchrun
+    (WORLD_SIZE > 1) every rank trains under DDP and rank 0 alone reads and writes the folder.
+    """
+    check(config)
+    data = load_image_data(config.data)
+    train_indices, val_indices = split_indices(config, len(data.train))
+    with process_group_from_env(resolve_device(config.device)) as (ranks, device):
+        training = Training(config, data.train.subset(train_indices), data.train.subset(val_indices),
+                            data.num_classes, device, ranks)
+        if resume_folder is not None:
+            folder = Path(resume_folder)
+            training.load_state_dict(on_main(lambda: load_checkpoint(folder / CHECKPOINT), ranks))
+        else:
+            folder = Path(config.out or f"runs/vit-{config.teacher}-{data.name}")
+
+            def make_folder() -> None:
+                write_json(new_run_folder(folder, config.overwrite) / CONFIG, asdict(config))
+
+            on_main(make_folder, ranks)
+            training.evaluate()
+        train(training, folder, show_progress, stop)
+        summary = summarize(training, data.test, config)
+        if ranks.is_main:
+            write_outputs(training, folder, summary)
     return summary, folder
 
 
-register_recipe("vit", ViTConfig, run, "a small ViT from scratch on Fashion-MNIST (or IDX images), taught")
+register_recipe("vit", ViTConfig, run, "a small ViT from scratch on Fashion-MNIST (or IDX images), taught",
+                check_inputs, "val_accuracy")
