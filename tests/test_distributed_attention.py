@@ -128,9 +128,14 @@ def hf_run(out: Path, teacher: str, epochs: int, batch: int = BATCH, **options) 
             "steps": trainer.state.global_step, "examples": trainer.examples}
 
 
-def rank_main(out: Path) -> None:
-    """One rank of ``torchrun tests/test_distributed_attention.py OUT``: every two-rank run, to OUT."""
+def rank_main(out: Path, only_hf: bool = False) -> None:
+    """One rank of ``torchrun tests/test_distributed_attention.py OUT``: every two-rank run, to OUT
+    (with ``hf``, as `accelerate launch` runs it: the HF Trainer run alone)."""
     torch.set_num_threads(1)
+    if only_hf:
+        results = {"hf": hf_run(out / "hf", "attent_simple", epochs=3, ratio=0.5)}
+        torch.save(results, out / f"rank{int(os.environ['RANK'])}.pt")
+        exit_code_of_launched(0)
     with process_group_from_env(torch.device("cpu")) as (ranks, _):  # one group for all the runs
         seen = record_vit(setattr)
         summary, _ = vit.run(vit_config(out / "vit"), show_progress=False)
@@ -300,5 +305,19 @@ def test_shares_of_global_batches_split_each_batch():
         assert sorted(a + b) == sorted(order[4 * batch:4 * batch + 4])
 
 
+def test_accelerate_launch_shards_the_hf_selection_once(tmp_path):
+    """The same HF run as under torchrun, started by `accelerate launch` (the Trainer's own launcher)."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    done = subprocess.run(launch + [__file__, str(tmp_path), "hf"], capture_output=True, text=True, env=ENV,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)["hf"] for rank in range(2))
+    subset = first["teacher"]["state"]["subset"]
+    assert len(subset) == POOL // 2 and torch.equal(subset, second["teacher"]["state"]["subset"])
+    assert_each_selected_once([None, subset, subset], first["rounds"], second["rounds"], POOL)
+    assert first["steps"] == POOL // 8 + 2 * (POOL // 16)
+
+
 if __name__ == "__main__":
-    rank_main(Path(sys.argv[1]))
+    rank_main(Path(sys.argv[1]), only_hf=sys.argv[2:] == ["hf"])
