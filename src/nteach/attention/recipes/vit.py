@@ -49,7 +49,7 @@ from nteach.timing import TrainClock
 
 # the teachers of datasets of examples (the others score image coordinates)
 TEACHERS = ("attent_complex", "attent_simple", "infobatch", "selective_backprop", "uniform_subset", "uniform",
-            "full")
+            "full", "cached_importance")
 
 
 def _opt(help: str) -> dict:
