@@ -5,12 +5,12 @@ import random
 import pytest
 
 from nteach.bench.attention import (
-    attention_suite_path,
     load_attention_suite,
     run_attention_suite,
     summarize,
     versus_full,
 )
+from nteach.bench.suite import suite_path
 from nteach.cli import main
 from nteach.errors import UserError
 
@@ -152,5 +152,5 @@ def test_missing_suite_file(tmp_path, capsys):
 
 def test_bundled_suites_parse():
     for name in ("quick", "full"):
-        suite = load_attention_suite(attention_suite_path(name))
+        suite = load_attention_suite(suite_path(name, "attention"))
         assert "full" in suite["teachers"] and {case.recipe for case in suite["cases"]} >= {"vit", "lm"}

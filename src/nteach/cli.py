@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from nteach.attention.recipes import load_recipes
-from nteach.bench.attention import attention_suite_path, run_attention_suite
+from nteach.bench.attention import run_attention_suite
 from nteach.bench.compare import CompareConfig, run_compare
 from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
@@ -118,25 +118,20 @@ def command_train(args: argparse.Namespace) -> int:
     return exit_code_of_launched(0 if finished else 130)
 
 
-def command_bench_inr(args: argparse.Namespace) -> int:
-    path = suite_path(args.suite or ("full" if args.full else "quick"))
-    out = Path(args.out or f"runs/bench-inr-{path.stem}")
-    run_suite(path, out, overwrite=args.overwrite, show_progress=not args.quiet)
+BENCH_SUITES = {"inr": run_suite, "attention": run_attention_suite}  # `nteach bench KIND`: its runner
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    kind = args.suite_kind
+    path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
+    out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
+    BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet)
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
     return 0
 
 
-def command_bench_attention(args: argparse.Namespace) -> int:
-    path = attention_suite_path(args.suite or ("full" if args.full else "quick"))
-    out = Path(args.out or f"runs/bench-attention-{path.stem.removeprefix('attention-')}")
-    run_attention_suite(path, out, overwrite=args.overwrite, show_progress=not args.quiet)
-    print((out / "results.md").read_text(), end="")
-    print(f"results, tables and plots in {out}")
-    return 0
-
-
-def add_suite_command(suites, name: str, help: str, quick: str, handler) -> argparse.ArgumentParser:
+def add_suite_command(suites, name: str, help: str, quick: str) -> argparse.ArgumentParser:
     """`nteach bench NAME [--quick | --full | --suite FILE] [--out DIR] [--overwrite]`."""
     command = suites.add_parser(name, help=help)
     size = command.add_mutually_exclusive_group()
@@ -145,7 +140,7 @@ def add_suite_command(suites, name: str, help: str, quick: str, handler) -> argp
     size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
     command.add_argument("--out", help=f"results folder (default runs/bench-{name}-SUITE)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
-    command.set_defaults(handler=handler)
+    command.set_defaults(handler=command_bench)
     return command
 
 
@@ -161,10 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=command_compare)
     bench = commands.add_parser("bench", help="benchmark suites: every teacher, several seeds")
     suites = bench.add_subparsers(dest="suite_kind", required=True, parser_class=Parser)
-    inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 10 minutes",
-                            command_bench_inr)
+    inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 10 minutes")
     attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
-                                  "final validation metric", "about 12 minutes", command_bench_attention)
+                                  "final validation metric", "about 12 minutes")
     train = commands.add_parser("train", help="train an attention learner with a teacher")
     recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
     subcommands = [fit, compare, inr, attention]

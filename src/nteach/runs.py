@@ -7,11 +7,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from nteach.errors import UserError
+
+if TYPE_CHECKING:
+    from nteach.teaching.distributed import Ranks
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -73,3 +76,17 @@ def new_run_folder(out: Path, overwrite: bool) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     return out
+
+
+def start_or_resume(folder: Path, config: dict, overwrite: bool, resume: bool, ranks: Ranks) -> dict | None:
+    """Rank 0 makes ``folder`` with its config.json (None), or reads the checkpoint to resume from;
+    every rank gets the outcome, or the UserError it raised."""
+    from nteach.teaching.distributed import on_main
+
+    if resume:
+        return on_main(lambda: load_checkpoint(folder / CHECKPOINT), ranks)
+
+    def make_folder() -> None:
+        write_json(new_run_folder(folder, overwrite) / CONFIG, config)
+
+    return on_main(make_folder, ranks)

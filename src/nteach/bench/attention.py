@@ -20,13 +20,12 @@ import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import tomllib
 from tqdm.auto import tqdm
 
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.vit import TEACHERS, parse_options
 from nteach.bench.compare import machine, time_to_target
-from nteach.bench.suite import SUITES, _cell, _mean_std
+from nteach.bench.suite import _cell, _mean_std, read_suite_file
 from nteach.errors import UserError
 from nteach.runs import HISTORY, new_run_folder, save_figure, write_json, write_text
 from nteach.teaching import make_strategy
@@ -36,12 +35,6 @@ CASE_KEYS = {"name", "recipe", "tolerance", "teachers"}
 PER_RUN = {"teacher", "seed", "out", "overwrite"}  # config fields the bench sets for each run
 DEFAULT_TEACHERS = ["full", *(t for t in TEACHERS if t != "full")]
 TOML_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
-def attention_suite_path(name_or_path: str) -> Path:
-    """A suite file path, or the name of an attention suite in benchmarks/ ("quick", "full")."""
-    path = Path(name_or_path)
-    return SUITES / f"attention-{name_or_path}.toml" if not path.suffix else path
 
 
 def higher_is_better(metric: str) -> bool:
@@ -121,12 +114,7 @@ def load_case(where: str, table: dict, teachers: list[str]) -> Case:
 
 def load_attention_suite(path: Path) -> dict:
     """Read and check a suite file: name, teachers, seeds and its cases."""
-    if not path.is_file():
-        raise UserError(f"no suite file at {path}")
-    try:
-        suite = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: {error}") from None
+    suite = read_suite_file(path)
     unknown = sorted(set(suite) - SUITE_KEYS)
     if unknown:
         raise UserError(f"{path}: unknown setting {unknown[0]!r}")

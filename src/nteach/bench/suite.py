@@ -24,20 +24,25 @@ SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "case"}
 CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
 
 
-def suite_path(name_or_path: str) -> Path:
-    """A suite file path, or the name of a suite in benchmarks/ ("quick", "full")."""
+def suite_path(name_or_path: str, kind: str = "inr") -> Path:
+    """A suite file path, or the name of a ``kind`` suite in benchmarks/ ("quick", "full")."""
     path = Path(name_or_path)
-    return SUITES / f"inr-{name_or_path}.toml" if not path.suffix else path
+    return SUITES / f"{kind}-{name_or_path}.toml" if not path.suffix else path
+
+
+def read_suite_file(path: Path) -> dict:
+    """The TOML of a suite file; a missing or malformed file is a one-line UserError."""
+    if not path.is_file():
+        raise UserError(f"no suite file at {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: {error}") from None
 
 
 def load_suite(path: Path) -> dict:
     """Read and check a suite file; every case gets a full config before anything runs."""
-    if not path.is_file():
-        raise UserError(f"no suite file at {path}")
-    try:
-        suite = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: {error}") from None
+    suite = read_suite_file(path)
     defaults = {k: v for k, v in suite.items() if k not in SUITE_KEYS}
     unknown = sorted((set(suite) - SUITE_KEYS - CASE_KEYS))
     if unknown:

@@ -15,16 +15,14 @@ from nteach.inr.models import LEARNING_RATES, make_model
 from nteach.inr.signals import Signal, load_image
 from nteach.runs import (
     CHECKPOINT,
-    CONFIG,
-    load_checkpoint,
-    new_run_folder,
     save_checkpoint,
     save_figure,
+    start_or_resume,
     write_json,
     write_jsonl,
 )
 from nteach.teaching import Teacher
-from nteach.teaching.distributed import on_main, process_group_from_env
+from nteach.teaching.distributed import process_group_from_env
 
 SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
@@ -224,16 +222,10 @@ def run_fit(config: FitConfig, resume_folder: Path | None = None, show_progress:
     signal = load_signal(config)
     with process_group_from_env(resolve_device(config.device)) as (ranks, device):
         fit = build_fit(config, config.teacher, signal, eval_every=config.eval_every, device=device)
-        if resume_folder is not None:
-            folder = Path(resume_folder)
-            fit.load_state_dict(on_main(lambda: load_checkpoint(folder / CHECKPOINT), ranks))
-        else:
-            folder = Path(config.out or f"runs/{config.teacher}-{signal.name}")
-
-            def make_folder() -> None:
-                write_json(new_run_folder(folder, config.overwrite) / CONFIG, asdict(config))
-
-            on_main(make_folder, ranks)
+        folder = Path(resume_folder or config.out or f"runs/{config.teacher}-{signal.name}")
+        state = start_or_resume(folder, asdict(config), config.overwrite, resume_folder is not None, ranks)
+        if state is not None:
+            fit.load_state_dict(state)
 
         def checkpoint() -> None:
             if ranks.is_main:

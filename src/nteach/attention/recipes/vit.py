@@ -34,17 +34,15 @@ from nteach.errors import UserError
 from nteach.inr.experiment import resolve_device
 from nteach.runs import (
     CHECKPOINT,
-    CONFIG,
     HISTORY,
-    load_checkpoint,
-    new_run_folder,
     save_checkpoint,
     save_figure,
+    start_or_resume,
     write_json,
     write_jsonl,
 )
 from nteach.teaching import STRATEGIES, Teacher, make_strategy
-from nteach.teaching.distributed import Ranks, agree_on_progress, on_main, process_group_from_env
+from nteach.teaching.distributed import Ranks, agree_on_progress, process_group_from_env
 from nteach.timing import TrainClock
 
 # the teachers of datasets of examples (the others score image coordinates)
@@ -353,16 +351,11 @@ def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: boo
     with process_group_from_env(resolve_device(config.device)) as (ranks, device):
         training = Training(config, data.train.subset(train_indices), data.train.subset(val_indices),
                             data.num_classes, device, ranks)
-        if resume_folder is not None:
-            folder = Path(resume_folder)
-            training.load_state_dict(on_main(lambda: load_checkpoint(folder / CHECKPOINT), ranks))
+        folder = Path(resume_folder or config.out or f"runs/vit-{config.teacher}-{data.name}")
+        state = start_or_resume(folder, asdict(config), config.overwrite, resume_folder is not None, ranks)
+        if state is not None:
+            training.load_state_dict(state)
         else:
-            folder = Path(config.out or f"runs/vit-{config.teacher}-{data.name}")
-
-            def make_folder() -> None:
-                write_json(new_run_folder(folder, config.overwrite) / CONFIG, asdict(config))
-
-            on_main(make_folder, ranks)
             training.evaluate()
         train(training, folder, show_progress, stop)
         summary = summarize(training, data.test, config)
