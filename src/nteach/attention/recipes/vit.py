@@ -47,7 +47,7 @@ from nteach.timing import TrainClock
 
 # the teachers of datasets of examples (the others score image coordinates)
 TEACHERS = ("attent_complex", "attent_simple", "infobatch", "selective_backprop", "uniform_subset", "uniform",
-            "full", "cached_importance")
+            "full", "paced_sweep")
 
 
 def _opt(help: str) -> dict:

@@ -3,7 +3,6 @@
 from nteach.teaching.strategies import (  # noqa: F401  (registers them)
     attent_complex,
     attent_simple,
-    cached_importance,
     egra,
     evos,
     expansive,
@@ -11,6 +10,7 @@ from nteach.teaching.strategies import (  # noqa: F401  (registers them)
     infobatch,
     int_,
     nint,
+    paced_sweep,
     selective_backprop,
     soft_mining,
     uniform,

@@ -1,0 +1,106 @@
+"""Paced sweep: shuffled rounds over the pool, each example revisited at a pace set by its last loss.
+
+INT, EVOS and NINT pay a no-grad pass over the whole pool at selection
+events; on a CPU that pass costs more than the step it guides, and plain
+uniform sampling wins in wall-clock time. This teacher never scores the
+pool. It remembers, per example, the loss it had when it was last trained
+on (the training forward computes it anyway) and lays the pool out in
+rounds of about N entries that the steps consume in order, ``budget`` at a
+time. In a round, example i appears n_i times, n_i the stochastic rounding
+of
+
+    N * p_i,   p_i = (1 - mix) * c_i^temperature / sum_j c_j^temperature + mix / N,
+
+and its copies sit evenly spaced through the round, at a random phase. The
+first round is a plain shuffle (nothing is cached yet), so every example
+is seen once before any is favoured.
+
+Three ingredients, each measured on and off (docs/benchmarks.md):
+- rounds instead of a fresh random subset per step: every example comes back
+  within about a round (random reshuffling), which alone beats uniform per step;
+- the pace from the cached loss (``temperature`` 0 turns it off): hard
+  examples come back sooner;
+- ``spaced`` copies: an example's visits evenly apart rather than at random
+  places in the round, so a hard example is never trained twice in a row.
+Importance weights (``weighted``: 1 / (N p_i), clipped, batch mean 1) make
+each round's gradient follow the whole pool's; they measured worse (the
+focus is what helps) and are off by default.
+
+Building a round costs a few passes over N values and one argsort, once per
+N / budget steps; between rounds a step costs a slice and a scatter, less
+than uniform's fresh permutation of the whole pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nteach.errors import UserError
+from nteach.teaching.strategies.base import Feedback, Selection, Strategy
+from nteach.teaching.strategies.registry import register
+
+
+@register
+@dataclass(frozen=True)
+class PacedSweep(Strategy):
+    temperature: float = 0.5  # 0: a plain shuffled sweep; 1: visits proportional to the cached loss
+    mix: float = 0.7  # share of the visits spread evenly: every example keeps a rate >= mix
+    spaced: bool = True  # an example's copies evenly apart in a round (else at random places)
+    weighted: bool = False  # importance weights 1 / (N p_i), so each round follows the pool's gradient
+    max_weight: float = 5.0
+
+    name = "paced_sweep"
+    default_ratio = 0.7  # for datasets of examples (a share of each epoch); `nteach fit` passes --ratio (0.2)
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0.0 < self.mix <= 1.0 or self.max_weight < 1.0:
+            raise UserError(f"paced_sweep needs temperature >= 0, 0 < mix <= 1 and max_weight >= 1, "
+                            f"got {self.temperature}, {self.mix}, {self.max_weight}")
+
+    def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
+        return {"cache": torch.full((pool_size,), float("nan")),  # last training loss; nan: never trained
+                "order": torch.zeros(0, dtype=torch.long),  # what is left of the current round
+                "rate": torch.ones(pool_size)}  # N p_i of the current round: expected visits per round
+
+    def rates(self, cache: torch.Tensor) -> torch.Tensor:
+        """N p_i from the cached losses; all ones (a plain sweep) until every example has been seen."""
+        if cache.isnan().any():
+            return torch.ones_like(cache)
+        scores = cache.clamp_min(1e-12).pow(self.temperature)
+        return len(cache) * (1.0 - self.mix) * scores / scores.sum() + self.mix
+
+    def new_round(self, rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A round: example i ``floor(rate_i + u)`` times, in a shuffled or evenly spaced order."""
+        n = len(rate)
+        counts = (rate + torch.rand(n, generator=generator)).floor().long()
+        owner = torch.repeat_interleave(torch.arange(n), counts)
+        if not self.spaced:
+            return owner[torch.randperm(len(owner), generator=generator)]
+        copy = torch.arange(len(owner)) - (torch.cumsum(counts, 0) - counts)[owner]
+        position = (copy + torch.rand(n, generator=generator)[owner]) / counts[owner]
+        return owner[torch.from_numpy(np.argsort(position.numpy()))]  # 4x torch's CPU sort
+
+    def select(self, ctx) -> Selection:
+        state = ctx.state
+        order = state["order"].cpu()  # rounds are built on the CPU, where the teacher's generator draws
+        while len(order) < ctx.budget:  # the rest of this round, then the next one
+            state["rate"] = self.rates(state["cache"].cpu())
+            order = torch.cat([order, self.new_round(state["rate"], ctx.generator)])
+        indices, state["order"] = order[:ctx.budget], order[ctx.budget:]
+        device = state["cache"].device
+        if not self.weighted:
+            return Selection(indices=indices.to(device))
+        weights = (1.0 / state["rate"].cpu()[indices]).clamp_max(self.max_weight)
+        return Selection(indices=indices.to(device), weights=(weights / weights.mean()).to(device))
+
+    def observe(self, feedback: Feedback, state: dict[str, torch.Tensor]) -> None:
+        cache = state["cache"]
+        if cache.device != feedback.losses.device:
+            cache = state["cache"] = cache.to(feedback.losses.device)
+        if feedback.indices is None:
+            cache.copy_(feedback.losses)
+        else:
+            cache[feedback.indices] = feedback.losses.to(cache.dtype)

@@ -1,0 +1,87 @@
+import math
+
+import pytest
+import torch
+
+from nteach.errors import UserError
+from nteach.inr import Budget, Fit, Siren
+from nteach.inr.signals import ImageSignal
+from nteach.teaching import Teacher, make_strategy
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_rates_by_hand():
+    strategy = make_strategy("paced_sweep", mix=0.5, temperature=0.5)
+    assert strategy.rates(torch.tensor([1.0, 4.0, float("nan"), 16.0])).tolist() == [1.0] * 4  # not all seen
+    # scores sqrt(c) = 1, 2, 3, 4 (sum 10); N p_i = 4 * 0.5 * s_i / 10 + 0.5
+    assert strategy.rates(torch.tensor([1.0, 4.0, 9.0, 16.0])).tolist() == pytest.approx([0.7, 0.9, 1.1, 1.3])
+    flat = make_strategy("paced_sweep", temperature=0.0).rates(torch.tensor([1.0, 4.0, 9.0, 16.0]))
+    assert flat.tolist() == pytest.approx([1.0] * 4)  # temperature 0: a plain sweep whatever the cache
+
+
+def test_first_round_is_a_permutation_then_losses_set_the_pace():
+    teacher = Teacher("paced_sweep", 10, ratio=0.5, seed=0)
+    first = torch.cat([teacher.select(step, 0.0, score=None).indices for step in range(2)])
+    assert sorted(first.tolist()) == list(range(10))
+    teacher.observe(torch.arange(10), torch.tensor([1.0] * 9 + [100.0]))
+    visits = torch.zeros(10)
+    for step in range(2, 202):
+        visits.index_add_(0, teacher.select(step, 0.0, score=None).indices, torch.ones(5))
+    rate = teacher.strategy.rates(teacher.state["cache"])  # 0.3 of the visits by sqrt(loss): 19 + 10
+    assert rate[9].item() == pytest.approx(10 * 0.3 * 10 / 19 + 0.7)
+    assert visits[9].item() / 100 == pytest.approx(rate[9].item(), abs=0.15)  # about 100 rounds of 10 entries
+    assert visits[:9].mean().item() / 100 == pytest.approx(rate[0].item(), abs=0.05)
+
+
+def test_spaced_copies_split_a_round_into_blocks():
+    strategy = make_strategy("paced_sweep")
+    order = strategy.new_round(torch.tensor([3.0, 3.0, 3.0]), torch.Generator().manual_seed(1))
+    # copies at (k + phase_i) / 3: each third of the round holds one copy of each example
+    assert [sorted(order[k:k + 3].tolist()) for k in (0, 3, 6)] == [[0, 1, 2]] * 3
+    counts = torch.bincount(strategy.new_round(torch.tensor([2.0, 1.0, 4.0]), torch.Generator()), minlength=3)
+    assert counts.tolist() == [2, 1, 4]  # whole rates are taken exactly
+
+
+def test_importance_weights_by_hand():
+    teacher = Teacher("paced_sweep", 4, ratio=0.5, seed=0, weighted=True, max_weight=1.2, mix=0.5,
+                      temperature=1.0)
+    teacher.select(0, 0.0, score=None)
+    teacher.observe(None, torch.tensor([1.0, 3.0, 3.0, 1.0]))
+    teacher.select(1, 0.0, score=None)  # the rest of the first round: weights from rates of one
+    selection = teacher.select(2, 0.0, score=None)
+    rate = torch.tensor([4 * 0.5 * c / 8.0 + 0.5 for c in (1.0, 3.0, 3.0, 1.0)])  # 0.75, 1.25, 1.25, 0.75
+    raw = (1.0 / rate[selection.indices]).clamp_max(1.2)
+    assert selection.weights.tolist() == pytest.approx((raw / raw.mean()).tolist())
+    assert math.isclose(selection.weights.mean().item(), 1.0, rel_tol=1e-6)
+
+
+def test_resume_mid_round_gives_the_same_selections():
+    def run(teacher, steps):
+        chosen = []
+        for step in steps:
+            indices = teacher.select(step, 0.0, score=None).indices
+            teacher.observe(indices, (indices.float() + 1.0) / 50)
+            chosen.append(indices.tolist())
+        return chosen
+
+    whole = Teacher("paced_sweep", 50, ratio=0.3, seed=4)
+    expected = run(whole, range(12))
+    first = Teacher("paced_sweep", 50, ratio=0.3, seed=4)
+    head = run(first, range(7))
+    second = Teacher("paced_sweep", 50, ratio=0.3, seed=4)
+    second.load_state_dict(first.state_dict())
+    assert head + run(second, range(7, 12)) == expected
+
+
+def test_bad_options_and_a_short_fit():
+    with pytest.raises(UserError, match="paced_sweep needs"):
+        make_strategy("paced_sweep", mix=0.0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 16), torch.linspace(0, 1, 16), indexing="ij")
+    pixels = torch.stack([torch.sin(6 * x), torch.cos(5 * y), x * y], dim=-1) * 0.5 + 0.5
+    signal = ImageSignal("waves", pixels.numpy())
+    torch.manual_seed(0)
+    fit = Fit(signal, Siren(2, 3, width=32, depth=2), Teacher("paced_sweep", len(signal), seed=0),
+              Budget(steps=60), lr=1e-3, eval_every=60)
+    fit.run(show_progress=False)
+    assert fit.history[-1]["psnr"] > fit.history[0]["psnr"] + 5
