@@ -191,7 +191,7 @@ def test_audio_defaults_to_sirens_first_layer_frequency_and_it_matters(tmp_path)
     gains = {}
     for first in (None, 30.0):
         config = FitConfig(image=str(path), width=32, depth=2, steps=150, lr=1e-3, first_omega_0=first)
-        fit = build_fit(config, "full", load_signal(config), eval_every=150)
+        fit = build_fit(config, "full", {}, load_signal(config), eval_every=150)
         assert fit.model.body[0].omega_0 == (first or AUDIO_FIRST_OMEGA_0)
         fit.run(show_progress=False)
         gains[first] = fit.history[-1]["psnr"] - fit.history[0]["psnr"]

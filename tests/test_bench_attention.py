@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = """
 name = "tiny"
-teachers = ["full", "attent_simple", "uniform_subset"]
+teachers = ["full", "attent_simple", "uniform_subset", "paced_sweep"]
+challenger = "paced_sweep"
 seeds = [0]
 
 [[case]]
@@ -66,7 +67,7 @@ def test_tiny_suite_writes_every_run(tmp_path, suite_file, capsys):
     assert main(["bench", "attention", "--suite", str(suite_file), "--out", str(out), "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["cases"]) == {"vit-digits", "lm-tiny"} and results["machine"]["cores"] >= 1
-    for name, teachers in (("vit-digits", {"full", "attent_simple", "uniform_subset"}),
+    for name, teachers in (("vit-digits", {"full", "attent_simple", "uniform_subset", "paced_sweep"}),
                            ("lm-tiny", {"full", "attent_simple"})):
         case = results["cases"][name]
         assert set(case["runs"]) == teachers == set(case["summary"])
@@ -78,6 +79,13 @@ def test_tiny_suite_writes_every_run(tmp_path, suite_file, capsys):
         full = case["runs"]["full"][0]
         assert full["ratio"] == 1.0 and full["time_to_target"] <= full["train_seconds"]
     assert results["cases"]["lm-tiny"]["metric"] == "val_loss"
+    runs = results["cases"]["vit-digits"]["runs"]
+    theirs = [runs[t][0]["time_to_target"] for t in ("full", "attent_simple", "uniform_subset")]
+    mine, theirs = runs["paced_sweep"][0]["time_to_target"], [t for t in theirs if t is not None]
+    (entry,) = results["challenger"]["cases"]["vit-digits"]
+    assert entry["ratio"] == (float("inf") if mine is None else pytest.approx(mine / min(theirs)))
+    assert "lm-tiny" not in results["challenger"]["cases"]  # paced_sweep did not run there
+    assert "`paced_sweep` against the fastest other teacher" in (out / "results.md").read_text()
     markdown = (out / "results.md").read_text()
     assert "## vit-digits" in markdown and "| attent_simple |" in markdown and "tolerance 0.02" in markdown
     assert (out / "vit-digits.png").stat().st_size > 1000 and (out / "lm-tiny.png").is_file()

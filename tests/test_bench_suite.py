@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nteach.bench.suite import aggregate, load_suite, run_suite
+from nteach.bench.suite import aggregate, challenger_report, load_suite, run_suite, suite_path
 from nteach.cli import main
 from nteach.errors import UserError
 
@@ -43,12 +43,50 @@ def test_tiny_suite_writes_complete_results(tmp_path, capsys):
     assert "results, tables and plots" in capsys.readouterr().out
 
 
+def test_seeds_option_and_challenger_section(tmp_path):
+    suite = TINY.replace('teachers = ["full", "uniform"]', 'teachers = ["full", "uniform", "paced_sweep", "sweep"]\n'
+                         'challenger = "paced_sweep"').replace("steps = 12", "steps = 40\nlr = 0.003")
+    suite += '\n[variants.sweep]\nteacher = "paced_sweep"\ntemperature = 0.0\n'  # a teacher with options
+    (tmp_path / "tiny.toml").write_text(suite)
+    assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "out"),
+                 "--quiet", "--seeds", "3"]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["seeds"] == [3] and set(results["cases"]["camera-siren"]["runs"]) == {
+        "full", "uniform", "paced_sweep", "sweep"}
+    runs = results["cases"]["camera-siren"]["runs"]
+    mine, others = runs["paced_sweep"][0]["time_to_target"]["10"], [
+        runs[t][0]["time_to_target"]["10"] for t in ("full", "uniform", "sweep")]
+    entry = results["challenger"]["cases"]["camera-siren"]["10"]["fastest_other"][0]
+    assert entry["ratio"] == pytest.approx(mine / min(others))
+    assert "`paced_sweep` against the fastest other teacher" in (tmp_path / "out" / "results.md").read_text()
+    assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--seeds", "0,x"]) == 2
+
+
+def test_challenger_ratios_by_hand():
+    def run(*times):
+        return {"time_to_target": {"1": times[0], "2": times[1]}}
+    cases = {"a": {"targets": [1.0, 2.0], "runs": {
+        "ours": [run(2.0, 6.0), run(3.0, None)],
+        "uniform": [run(4.0, 8.0), run(3.0, 9.0)],
+        "nint": [run(1.0, 12.0), run(6.0, None)]}}}
+    table, text = challenger_report("ours", cases)
+    best = table["cases"]["a"]["1"]["fastest_other"]
+    assert [r["ratio"] for r in best] == [2.0, 1.0] and [r["fastest"] for r in best] == ["nint", "uniform"]
+    assert [r["ratio"] for r in table["cases"]["a"]["2"]["uniform"]] == [0.75, float("inf")]
+    assert table["median_at_middle_target"] == float("inf")  # the middle of [1, 2] is 2: one seed missed
+    assert "| a | 1 | 1.50 (1.00–2.00) | nint, uniform | 0.75 (0.50–1.00) |" in text
+
+
 def test_aggregate_by_hand():
-    runs = [{"final": {"psnr": 20.0}, "best": 21.0, "time_to_target": {"20": 2.0}},
-            {"final": {"psnr": 22.0}, "best": 23.0, "time_to_target": {"20": 4.0}},
-            {"final": {"psnr": 24.0}, "best": 24.0, "time_to_target": {"20": None}}]
+    runs = [{"final": {"psnr": 20.0}, "best": 21.0, "time_to_target": {"20": 2.0}, "steps": 100,
+             "train_seconds": 1.0},
+            {"final": {"psnr": 22.0}, "best": 23.0, "time_to_target": {"20": 4.0}, "steps": 100,
+             "train_seconds": 2.0},
+            {"final": {"psnr": 24.0}, "best": 24.0, "time_to_target": {"20": None}, "steps": 200,
+             "train_seconds": 6.0}]
     summary = aggregate(runs, [20.0], "psnr")
     assert summary["final"] == (22.0, 2.0)
+    assert summary["ms_per_step"][0] == pytest.approx(20.0)  # 10, 20 and 30 ms
     assert summary["time_to_target"]["20"]["reached"] == 2
     assert summary["time_to_target"]["20"]["mean_std"][0] == pytest.approx(3.0)
 
@@ -59,6 +97,8 @@ def test_aggregate_by_hand():
     (("image = \"camera\"", "image = \"missing.png\""), "no such image"),
     (("image = \"camera\"", "image = \"camera\"\ncolour = 3"), "unknown setting 'colour'"),
     (("targets = [10, 99]", ""), "no targets"),
+    (('"uniform"]', '"uniform", "hot"]\nvariants = { hot = { teacher = "paced_sweep", heat = 2 } }'),
+     "has no option 'heat'"),
 ])
 def test_bad_suites_fail_before_running(tmp_path, capsys, change, message):
     (tmp_path / "bad.toml").write_text(TINY.replace(*change))
@@ -68,9 +108,11 @@ def test_bad_suites_fail_before_running(tmp_path, capsys, change, message):
 
 
 def test_bundled_suites_parse():
-    for name in ("quick", "full"):
-        suite = load_suite(__import__("nteach.bench.suite", fromlist=["suite_path"]).suite_path(name))
-        assert len(suite["teachers"]) == 8 and suite["cases"]
+    for name in ("quick", "full", "ablation"):
+        suite = load_suite(suite_path(name))
+        assert "paced_sweep" in suite["teachers"] and suite["cases"]
+        assert len(suite["teachers"]) == (6 if name == "ablation" else 9)
+    assert set(load_suite(suite_path("ablation"))["variants"]) == {"sweep", "unspaced", "weighted", "half_mix"}
 
 
 def test_missing_suite_file(tmp_path):

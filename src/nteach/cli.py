@@ -125,10 +125,24 @@ def command_bench(args: argparse.Namespace) -> int:
     kind = args.suite_kind
     path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
     out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
-    BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet)
+    BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet,
+                       seeds=parse_seeds(args.seeds))
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
     return 0
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """'0,1,2' -> [0, 1, 2]; None keeps the suite's own seeds."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes integers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed")
+    return seeds
 
 
 def add_suite_command(suites, name: str, help: str, quick: str) -> argparse.ArgumentParser:
@@ -138,6 +152,7 @@ def add_suite_command(suites, name: str, help: str, quick: str) -> argparse.Argu
     size.add_argument("--quick", action="store_true", help=f"the CPU suite, {quick} (default)")
     size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
     size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
+    command.add_argument("--seeds", help="comma-separated seeds, instead of the suite's own (e.g. 0,1,2)")
     command.add_argument("--out", help=f"results folder (default runs/bench-{name}-SUITE)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
     command.set_defaults(handler=command_bench)

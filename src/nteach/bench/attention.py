@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.vit import TEACHERS, parse_options
 from nteach.bench.compare import machine, time_to_target
-from nteach.bench.suite import _cell, _mean_std, read_suite_file
+from nteach.bench.suite import _cell, _mean_std, ratio_cell, read_suite_file, seed_ratios
 from nteach.errors import UserError
 from nteach.runs import HISTORY, new_run_folder, save_figure, write_json, write_text
 from nteach.teaching import make_strategy
 
-SUITE_KEYS = {"name", "teachers", "seeds", "case"}
+SUITE_KEYS = {"name", "teachers", "seeds", "challenger", "case"}
 CASE_KEYS = {"name", "recipe", "tolerance", "teachers"}
 PER_RUN = {"teacher", "seed", "out", "overwrite"}  # config fields the bench sets for each run
 DEFAULT_TEACHERS = ["full", *(t for t in TEACHERS if t != "full")]
@@ -128,7 +128,11 @@ def load_attention_suite(path: Path) -> dict:
     names = [case.name for case in cases]
     if len(set(names)) < len(names):
         raise UserError(f"{path}: two cases are named {next(n for n in names if names.count(n) > 1)!r}")
-    return {"name": suite.get("name", path.stem), "teachers": teachers, "seeds": seeds, "cases": cases}
+    challenger = suite.get("challenger")
+    if challenger is not None and challenger not in teachers:
+        raise UserError(f"{path}: the challenger {challenger!r} is not one of its teachers")
+    return {"name": suite.get("name", path.stem), "teachers": teachers, "seeds": seeds, "cases": cases,
+            "challenger": challenger}
 
 
 def check_case(case: Case, seed: int) -> None:
@@ -226,6 +230,23 @@ def case_report(case: Case, result: dict) -> str:
             + case_table(result["summary"], case.metric))
 
 
+def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, str]:
+    """Seed by seed, ``challenger``'s time to each case's target / the fastest other teacher's."""
+    lines = [f"\n## `{challenger}` against the fastest other teacher\n\n",
+             f"Seed by seed: `{challenger}`'s time to the target / the fastest other teacher's on that seed "
+             "(mean, min–max over seeds; a miss counts as inf). < 1: faster.\n\n",
+             "| case | × fastest other | fastest other |\n|---|---|---|\n"]
+    table = {}
+    for name, case in cases.items():
+        if challenger not in case["runs"]:
+            continue
+        times = {t: [r["time_to_target"] for r in runs] for t, runs in case["runs"].items()}
+        ratios = table[name] = seed_ratios(times, challenger, [t for t in times if t != challenger])
+        fastest = sorted({r["fastest"] for r in ratios if r["fastest"]})
+        lines.append(f"| {name} | {ratio_cell(ratios)} | {', '.join(fastest) or '–'} |\n")
+    return {"teacher": challenger, "cases": table}, "".join(lines)
+
+
 def plot_case(case: Case, result: dict, path: Path) -> None:
     """The metric against training seconds, one line per teacher, first seed; its target dotted."""
     from nteach.viz import quality_vs_time
@@ -239,9 +260,12 @@ def plot_case(case: Case, result: dict, path: Path) -> None:
     save_figure(path, figure)
 
 
-def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Run every case x seed x teacher; write results.json, results.md and one plot per case."""
+def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
+                        seeds: list[int] | None = None) -> dict:
+    """Run every case x seed x teacher; write results.json, results.md and one plot per case.
+    ``seeds`` replaces the suite's own."""
     suite = load_attention_suite(path)
+    suite["seeds"] = seeds or suite["seeds"]
     for case in suite["cases"]:
         check_case(case, suite["seeds"][0])
     folder = new_run_folder(out, overwrite)
@@ -264,6 +288,9 @@ def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_pro
         result = results["cases"][case.name] = compare_case(case, runs[case.name])
         report.append(case_report(case, result))
         plot_case(case, result, folder / f"{case.name}.png")
+    if suite["challenger"]:
+        results["challenger"], text = challenger_report(suite["challenger"], results["cases"])
+        report.append(text)
     del results["runs"]  # now stored per case
     write_json(folder / "results.json", results)
     write_text(folder / "results.md", "".join(report))

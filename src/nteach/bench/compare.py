@@ -116,7 +116,7 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
     signal = load_signal(config)
     metric = signal.metric
     targets = config.target_values(metric)
-    fits = {name: build_fit(config, name, signal) for name in names}  # validates all before running
+    fits = {name: build_fit(config, name, {}, signal) for name in names}  # validates all before running
     folder = new_run_folder(Path(config.out or f"runs/compare-{signal.name}"), config.overwrite)
     results, pictures = {}, {}
     for name, fit in fits.items():

@@ -2,11 +2,15 @@
 
 A suite is a TOML file (see benchmarks/): top-level defaults (teachers, seeds,
 ratio, budget, ...) and one [[case]] table per (signal, model). Any field of
-SignalModelConfig may appear at either level; a case's value wins.
+SignalModelConfig may appear at either level; a case's value wins. A
+``[variants.NAME]`` table names a teacher with hyperparameters (``teacher =
+"paced_sweep"``, ``temperature = 0.0``, ...); NAME may then appear in a
+teachers list, for ablations.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -20,7 +24,7 @@ from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
 SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
-SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "case"}
+SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "variants", "case"}
 CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
 
 
@@ -63,9 +67,17 @@ def load_suite(path: Path) -> dict:
         teachers = list(case.get("teachers", suite.get("teachers", ["full", "uniform"])))
         cases.append({"name": name, "config": config, "teachers": teachers,
                       "targets": sorted(float(t) for t in targets)})
-    return {"name": suite.get("name", path.stem), "cases": cases,
+    challenger = suite.get("challenger")
+    if challenger is not None and not any(challenger in case["teachers"] for case in cases):
+        raise UserError(f"{path}: the challenger {challenger!r} is not one of its teachers")
+    variants = suite.get("variants", {})
+    for name, table in variants.items():
+        if not isinstance(table, dict) or "teacher" not in table:
+            raise UserError(f"{path}: variant {name!r} needs a table with a teacher")
+    return {"name": suite.get("name", path.stem), "cases": cases, "variants": variants,
             "teachers": list(suite.get("teachers", ["full", "uniform"])),
-            "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every")}
+            "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every"),
+            "challenger": challenger}
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -77,7 +89,9 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def aggregate(runs: list[dict], targets: list[float], metric: str) -> dict:
     """Mean and spread over seeds of one teacher's runs on one case."""
     out = {"seeds": len(runs), "final": _mean_std([r["final"][metric] for r in runs]),
-           "best": _mean_std([r["best"] for r in runs]), "time_to_target": {}}
+           "best": _mean_std([r["best"] for r in runs]),
+           "ms_per_step": _mean_std([1000 * r["train_seconds"] / r["steps"] for r in runs if r["steps"]]),
+           "time_to_target": {}}
     for target in targets:
         times = [r["time_to_target"][f"{target:g}"] for r in runs]
         reached = [t for t in times if t is not None]
@@ -111,7 +125,7 @@ def case_table(case: dict, summaries: dict[str, dict], metric: str) -> str:
     header = ["teacher"]
     for target in case["targets"]:
         header += [f"s to {target:g}{unit}", "vs full", "vs uniform"]
-    header += [f"final {metric}", f"best {metric}"]
+    header += [f"final {metric}", f"best {metric}", "ms per step"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for teacher, summary in summaries.items():
         row = [teacher]
@@ -123,26 +137,96 @@ def case_table(case: dict, summaries: dict[str, dict], metric: str) -> str:
             row += [time, _speedup(summary, summaries.get("full"), f"{target:g}"),
                     _speedup(summary, summaries.get("uniform"), f"{target:g}")]
         digits = 2 if metric == "psnr" else 3
-        row += [_cell(summary["final"], digits), _cell(summary["best"], digits)]
+        row += [_cell(summary["final"], digits), _cell(summary["best"], digits), _cell(summary["ms_per_step"])]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Run every case x teacher x seed; write results.json, results.md and one plot per case."""
+def seed_ratios(times: dict[str, list[float | None]], teacher: str, others: list[str]) -> list[dict]:
+    """Seed by seed: ``teacher``'s time to a target / the fastest of ``others`` on that seed (``times``:
+    each teacher's times to the target, one per seed, None where missed). A miss counts as inf."""
+    ratios = []
+    for k, mine in enumerate(times[teacher]):
+        theirs = {t: times[t][k] for t in others if t in times and times[t][k] is not None}
+        if not theirs or (mine is not None and min(theirs.values()) == 0):
+            ratios.append({"ratio": None if mine is None else 0.0, "fastest": None})
+            continue
+        fastest = min(theirs, key=theirs.get)
+        ratios.append({"ratio": float("inf") if mine is None else mine / theirs[fastest], "fastest": fastest})
+    return ratios
+
+
+def ratio_cell(ratios: list[dict]) -> str:
+    """Mean (min–max) of seed ratios, for a table."""
+    values = [r["ratio"] for r in ratios if r["ratio"] is not None]
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    spread = f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
+    return f"{mean:.2f}{spread}"
+
+
+def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, str]:
+    """``challenger``'s time to each target against the fastest other teacher's and uniform's, seed by
+    seed, per case; the median over cases of the mean ratio at each case's middle target."""
+    table = {}
+    lines = [f"\n## `{challenger}` against the fastest other teacher\n\n",
+             f"Seed by seed: `{challenger}`'s time to the target / the fastest other teacher's on that seed "
+             "(mean, min–max over seeds; a miss counts as inf), and / uniform's. < 1: faster.\n\n",
+             "| case | target | × fastest other | fastest other | × uniform |\n|---|---|---|---|---|\n"]
+    middle = []
+    for name, case in cases.items():
+        runs = case["runs"]
+        if challenger not in runs:
+            continue
+        others = [t for t in runs if t != challenger]
+        table[name] = {}
+        for target in case["targets"]:
+            key = f"{target:g}"
+            times = {t: [r["time_to_target"][key] for r in teacher_runs] for t, teacher_runs in runs.items()}
+            best = seed_ratios(times, challenger, others)
+            uniform = seed_ratios(times, challenger, ["uniform"]) if "uniform" in runs else []
+            fastest = sorted({r["fastest"] for r in best if r["fastest"]})
+            table[name][key] = {"fastest_other": best, "uniform": uniform}
+            lines.append(f"| {name} | {key} | {ratio_cell(best)} | {', '.join(fastest) or '–'} | "
+                         f"{ratio_cell(uniform)} |\n")
+        mid = f"{case['targets'][len(case['targets']) // 2]:g}"
+        values = [r["ratio"] for r in table[name][mid]["fastest_other"] if r["ratio"] is not None]
+        if values:
+            middle.append(statistics.fmean(values))
+    median = statistics.median(middle) if middle else None
+    if median is not None:
+        value = "inf (it missed the target on too many seeds)" if math.isinf(median) else f"{median:.2f}x"
+        lines.append(f"\nMedian over cases, at each case's middle target: {value} the fastest other "
+                     "teacher's time.\n")
+    return {"teacher": challenger, "cases": table, "median_at_middle_target": median}, "".join(lines)
+
+
+def teacher_and_options(suite: dict, name: str) -> tuple[str, dict]:
+    """A teachers-list entry: a registered teacher, or a variant (a teacher with hyperparameters)."""
+    variant = dict(suite["variants"].get(name, {"teacher": name}))
+    return variant.pop("teacher"), variant
+
+
+def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
+              seeds: list[int] | None = None) -> dict:
+    """Run every case x teacher x seed; write results.json, results.md and one plot per case.
+    ``seeds`` replaces the suite's own."""
     from nteach.viz import quality_vs_time
 
     suite = load_suite(path)
+    suite["seeds"] = seeds or suite["seeds"]
     signals = {case["name"]: load_signal(case["config"]) for case in suite["cases"]}  # fail early
     for case in suite["cases"]:
         for teacher in case["teachers"]:
-            build_fit(case["config"], teacher, signals[case["name"]])
+            build_fit(case["config"], *teacher_and_options(suite, teacher), signals[case["name"]])
     folder = new_run_folder(out, overwrite)
     jobs = [(c, t, s) for c in suite["cases"] for s in suite["seeds"] for t in c["teachers"]]
     runs: dict[str, dict[str, list[dict]]] = {}
     for case, teacher, seed in tqdm(jobs, disable=not show_progress, unit="run"):
         config = SignalModelConfig(**{**asdict(case["config"]), "seed": seed})
-        fit = build_fit(config, teacher, signals[case["name"]], eval_every=suite["eval_every"])
+        fit = build_fit(config, *teacher_and_options(suite, teacher), signals[case["name"]],
+                        eval_every=suite["eval_every"])
         fit.run(show_progress=False)
         result = {"seed": seed, **run_result(fit, case["targets"])}
         runs.setdefault(case["name"], {}).setdefault(teacher, []).append(result)
@@ -163,6 +247,9 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
         first_seed = {t: r[0]["history"] for t, r in runs[name].items()}
         save_figure(folder / f"{name}.png", quality_vs_time(first_seed, metric=signal.metric,
                                                              targets=tuple(case["targets"]), title=name))
+    if suite["challenger"]:
+        results["challenger"], text = challenger_report(suite["challenger"], results["cases"])
+        report.append(text)
     del results["runs"]  # now stored per case
     write_json(folder / "results.json", results)
     write_text(folder / "results.md", "".join(report))

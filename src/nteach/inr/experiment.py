@@ -144,10 +144,10 @@ def first_omega_0(config: SignalModelConfig) -> float | None:
     return AUDIO_FIRST_OMEGA_0 if kind == "audio" else None
 
 
-def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
+def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signal: Signal,
               eval_every: float | None = None, device: torch.device | None = None) -> Fit:
-    """Model, teacher and budget from ``config``, all seeded from ``config.seed`` (the same on every
-    rank); ``device`` overrides ``config.device``."""
+    """Model, teacher (with hyperparameters ``options``) and budget from ``config``, all seeded from
+    ``config.seed`` (the same on every rank); ``device`` overrides ``config.device``."""
     budget = Budget(steps=config.steps, seconds=config.seconds)
     if config.chunk <= 0:
         raise UserError(f"chunk must be > 0, got {config.chunk}")
@@ -156,7 +156,7 @@ def build_fit(config: SignalModelConfig, teacher_name: str, signal: Signal,
                        width=config.width, depth=config.depth, omega_0=config.omega_0,
                        first_omega_0=first_omega_0(config))
     teacher = Teacher(teacher_name, len(signal), ratio=config.ratio, schedule=config.schedule,
-                      interval=config.interval, seed=config.seed)
+                      interval=config.interval, seed=config.seed, **options)
     lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]
     if lr <= 0:
         raise UserError(f"learning rate must be > 0, got {lr}")
@@ -221,7 +221,7 @@ def run_fit(config: FitConfig, resume_folder: Path | None = None, show_progress:
     """
     signal = load_signal(config)
     with process_group_from_env(resolve_device(config.device)) as (ranks, device):
-        fit = build_fit(config, config.teacher, signal, eval_every=config.eval_every, device=device)
+        fit = build_fit(config, config.teacher, {}, signal, eval_every=config.eval_every, device=device)
         folder = Path(resume_folder or config.out or f"runs/{config.teacher}-{signal.name}")
         state = start_or_resume(folder, asdict(config), config.overwrite, resume_folder is not None, ranks)
         if state is not None:
