@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nteach.bench.suite import aggregate, challenger_report, load_suite, run_suite, suite_path
+from nteach.bench.suite import aggregate, challenger_report, load_suite, rotated, run_suite, suite_path
 from nteach.cli import main
 from nteach.errors import UserError
 
@@ -60,6 +60,11 @@ def test_seeds_option_and_challenger_section(tmp_path):
     assert entry["ratio"] == pytest.approx(mine / min(others))
     assert "`paced_sweep` against the fastest other teacher" in (tmp_path / "out" / "results.md").read_text()
     assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--seeds", "0,x"]) == 2
+
+
+def test_each_seed_starts_one_teacher_further_on():
+    assert [rotated(["a", "b", "c"], k) for k in range(4)] == [
+        ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
 
 
 def test_challenger_ratios_by_hand():

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.vit import TEACHERS, parse_options
 from nteach.bench.compare import machine, time_to_target
-from nteach.bench.suite import _cell, _mean_std, ratio_cell, read_suite_file, seed_ratios
+from nteach.bench.suite import _cell, _mean_std, ratio_cell, read_suite_file, rotated, seed_ratios
 from nteach.errors import UserError
 from nteach.runs import HISTORY, new_run_folder, save_figure, write_json, write_text
 from nteach.teaching import make_strategy
@@ -269,8 +269,8 @@ def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_pro
     for case in suite["cases"]:
         check_case(case, suite["seeds"][0])
     folder = new_run_folder(out, overwrite)
-    jobs = [(case, seed, teacher)
-            for case in suite["cases"] for seed in suite["seeds"] for teacher in case.teachers]
+    jobs = [(case, seed, teacher) for case in suite["cases"] for k, seed in enumerate(suite["seeds"])
+            for teacher in rotated(case.teachers, k)]
     runs: dict[str, dict[str, list[dict]]] = {}
     for case, seed, teacher in tqdm(jobs, disable=not show_progress, unit="run"):
         if case.name not in runs:

@@ -142,6 +142,13 @@ def case_table(case: dict, summaries: dict[str, dict], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rotated(teachers: list[str], k: int) -> list[str]:
+    """The teachers in the order of the k-th seed: each seed starts one teacher further on, so that
+    no teacher always runs first or last (a machine's speed drifts during a suite)."""
+    k %= len(teachers)
+    return teachers[k:] + teachers[:k]
+
+
 def seed_ratios(times: dict[str, list[float | None]], teacher: str, others: list[str]) -> list[dict]:
     """Seed by seed: ``teacher``'s time to a target / the fastest of ``others`` on that seed (``times``:
     each teacher's times to the target, one per seed, None where missed). A miss counts as inf."""
@@ -221,7 +228,8 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
         for teacher in case["teachers"]:
             build_fit(case["config"], *teacher_and_options(suite, teacher), signals[case["name"]])
     folder = new_run_folder(out, overwrite)
-    jobs = [(c, t, s) for c in suite["cases"] for s in suite["seeds"] for t in c["teachers"]]
+    jobs = [(c, t, s) for c in suite["cases"] for k, s in enumerate(suite["seeds"])
+            for t in rotated(c["teachers"], k)]
     runs: dict[str, dict[str, list[dict]]] = {}
     for case, teacher, seed in tqdm(jobs, disable=not show_progress, unit="run"):
         config = SignalModelConfig(**{**asdict(case["config"]), "seed": seed})

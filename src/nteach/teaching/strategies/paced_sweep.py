@@ -27,8 +27,9 @@ each round's gradient follow the whole pool's; they measured worse (the
 focus is what helps) and are off by default.
 
 Building a round costs a few passes over N values and one argsort, once per
-N / budget steps; between rounds a step costs a slice and a scatter, less
-than uniform's fresh permutation of the whole pool.
+N / budget steps; between rounds a step costs a slice and a scatter. Inside a
+fit that is about 0.2 ms a step more than uniform's fresh permutation at 4k
+examples and the same at 16k (docs/benchmarks.md).
 """
 
 from __future__ import annotations
