@@ -44,7 +44,8 @@ def test_tiny_suite_writes_complete_results(tmp_path, capsys):
 
 
 def test_seeds_option_and_challenger_section(tmp_path):
-    suite = TINY.replace('teachers = ["full", "uniform"]', 'teachers = ["full", "uniform", "paced_sweep", "sweep"]\n'
+    suite = TINY.replace('teachers = ["full", "uniform"]',
+                         'teachers = ["full", "uniform", "paced_sweep", "sweep"]\n'
                          'challenger = "paced_sweep"').replace("steps = 12", "steps = 40\nlr = 0.003")
     suite += '\n[variants.sweep]\nteacher = "paced_sweep"\ntemperature = 0.0\n'  # a teacher with options
     (tmp_path / "tiny.toml").write_text(suite)
@@ -117,7 +118,8 @@ def test_bundled_suites_parse():
         suite = load_suite(suite_path(name))
         assert "paced_sweep" in suite["teachers"] and suite["cases"]
         assert len(suite["teachers"]) == (6 if name == "ablation" else 9)
-    assert set(load_suite(suite_path("ablation"))["variants"]) == {"sweep", "unspaced", "weighted", "half_mix"}
+    variants = load_suite(suite_path("ablation"))["variants"]
+    assert set(variants) == {"sweep", "unspaced", "weighted", "half_mix"}
 
 
 def test_missing_suite_file(tmp_path):

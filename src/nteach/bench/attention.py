@@ -25,9 +25,17 @@ from tqdm.auto import tqdm
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.vit import TEACHERS, parse_options
 from nteach.bench.compare import machine, time_to_target
-from nteach.bench.suite import _cell, _mean_std, ratio_cell, read_suite_file, rotated, seed_ratios
+from nteach.bench.suite import (
+    _cell,
+    _mean_std,
+    ratio_cell,
+    read_suite_file,
+    rotated,
+    seed_ratios,
+    write_results,
+)
 from nteach.errors import UserError
-from nteach.runs import HISTORY, new_run_folder, save_figure, write_json, write_text
+from nteach.runs import HISTORY, new_run_folder, save_figure, write_json
 from nteach.teaching import make_strategy
 
 SUITE_KEYS = {"name", "teachers", "seeds", "challenger", "case"}
@@ -291,7 +299,4 @@ def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_pro
     if suite["challenger"]:
         results["challenger"], text = challenger_report(suite["challenger"], results["cases"])
         report.append(text)
-    del results["runs"]  # now stored per case
-    write_json(folder / "results.json", results)
-    write_text(folder / "results.md", "".join(report))
-    return results
+    return write_results(folder, results, report)

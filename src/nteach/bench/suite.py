@@ -137,7 +137,8 @@ def case_table(case: dict, summaries: dict[str, dict], metric: str) -> str:
             row += [time, _speedup(summary, summaries.get("full"), f"{target:g}"),
                     _speedup(summary, summaries.get("uniform"), f"{target:g}")]
         digits = 2 if metric == "psnr" else 3
-        row += [_cell(summary["final"], digits), _cell(summary["best"], digits), _cell(summary["ms_per_step"])]
+        row += [_cell(summary["final"], digits), _cell(summary["best"], digits),
+                _cell(summary["ms_per_step"])]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -215,6 +216,14 @@ def teacher_and_options(suite: dict, name: str) -> tuple[str, dict]:
     return variant.pop("teacher"), variant
 
 
+def write_results(folder: Path, results: dict, report: list[str]) -> dict:
+    """results.json (its runs now stored per case) and results.md, the report's parts joined."""
+    del results["runs"]
+    write_json(folder / "results.json", results)
+    write_text(folder / "results.md", "".join(report))
+    return results
+
+
 def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
               seeds: list[int] | None = None) -> dict:
     """Run every case x teacher x seed; write results.json, results.md and one plot per case.
@@ -258,7 +267,4 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
     if suite["challenger"]:
         results["challenger"], text = challenger_report(suite["challenger"], results["cases"])
         report.append(text)
-    del results["runs"]  # now stored per case
-    write_json(folder / "results.json", results)
-    write_text(folder / "results.md", "".join(report))
-    return results
+    return write_results(folder, results, report)
