@@ -101,8 +101,11 @@ def test_time_to_full_accuracy_within_tolerance():
     faster = history((0, 0.1), (6, 0.86), (12, 0.898), (18, 0.899))
     result = versus_full(faster, full, "val_accuracy", 0.003)
     assert result["target"] == pytest.approx(0.897)
-    assert result["time_to_target"] == 12 and result["full_time_to_target"] == 30
-    assert result["ratio"] == pytest.approx(0.4) and result["saved_percent"] == pytest.approx(60.0)
+    # interpolated between the evaluations around the crossing: 6 + 6 * 0.037 / 0.038, 20 + 10 * 0.047 / 0.05
+    assert result["time_to_target"] == pytest.approx(6 + 6 * 37 / 38)
+    assert result["full_time_to_target"] == pytest.approx(29.4)
+    assert result["ratio"] == pytest.approx((6 + 6 * 37 / 38) / 29.4)
+    assert result["saved_percent"] == pytest.approx(100 * (1 - (6 + 6 * 37 / 38) / 29.4))
     never = versus_full(history((0, 0.1), (5, 0.5)), full, "val_accuracy", 0.003)
     assert never["time_to_target"] is None and never["ratio"] is None and never["saved_percent"] is None
     assert versus_full(full, full, "val_accuracy", 0.0)["ratio"] == 1.0
@@ -113,8 +116,10 @@ def test_time_to_full_loss_goes_down_to_it():
     slower = history((0, 4.0), (10, 1.56), (20, 1.52), (30, 1.40))
     result = versus_full(slower, full, "val_loss", 0.01)
     assert result["target"] == pytest.approx(1.51)
-    assert result["time_to_target"] == 30 and result["full_time_to_target"] == 20
-    assert result["ratio"] == pytest.approx(1.5) and result["saved_percent"] == pytest.approx(-50.0)
+    # a loss crosses from above: 20 + 10 * (1.51 - 1.52) / (1.40 - 1.52); full 10 + 10 * 0.49 / 0.5
+    assert result["time_to_target"] == pytest.approx(20 + 10 / 12)
+    assert result["full_time_to_target"] == pytest.approx(19.8)
+    assert result["ratio"] == pytest.approx((20 + 10 / 12) / 19.8)
     reached_at_start = versus_full(full, history((0, 0.9), (5, 0.905)), "val_loss", 0.01)
     assert reached_at_start["full_time_to_target"] == 0 and reached_at_start["ratio"] is None
 

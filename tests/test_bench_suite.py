@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from nteach.bench.compare import time_to_target
 from nteach.bench.suite import aggregate, challenger_report, load_suite, rotated, run_suite, suite_path
 from nteach.cli import main
 from nteach.errors import UserError
@@ -135,3 +136,14 @@ def test_speedup_of_a_target_reached_before_training_is_not_a_division_by_zero()
 
     assert _speedup(summary(0.0), summary(0.0), "30") == "–"
     assert _speedup(summary(2.0), summary(5.0), "30") == "2.50x"
+
+
+def test_time_to_target_interpolates_between_evaluations():
+    history = [{"seconds": 0.0, "psnr": 10.0}, {"seconds": 0.16, "psnr": 19.0}, {"seconds": 0.32, "psnr": 23.0},
+               {"seconds": 0.48, "psnr": 19.5}, {"seconds": 0.64, "psnr": 26.0}]
+    assert time_to_target(history, 20.0) == pytest.approx(0.16 + 0.16 * 1 / 4)  # 19 -> 23 dB crosses 20 at 1/4
+    assert time_to_target(history, 23.0) == pytest.approx(0.32)  # reached exactly at an evaluation
+    assert time_to_target(history, 25.0) == pytest.approx(0.48 + 0.16 * 5.5 / 6.5)  # the first crossing counts
+    assert time_to_target(history, 5.0) == 0.0 and time_to_target(history, 30.0) is None
+    losses = [{"seconds": 0.0, "loss": 4.0}, {"seconds": 2.0, "loss": 2.0}]
+    assert time_to_target(losses, 3.5, "loss", higher_is_better=False) == pytest.approx(0.5)

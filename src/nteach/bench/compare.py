@@ -43,9 +43,18 @@ class CompareConfig(SignalModelConfig):
 
 def time_to_target(history: list[dict], target: float, metric: str = "psnr",
                    higher_is_better: bool = True) -> float | None:
-    """Training seconds at the first evaluation that reached ``target`` (None if never)."""
+    """Training seconds at which ``target`` was first reached (None if never): linearly interpolated
+    between the evaluation that first reached it and the one before, so that a time is not rounded up
+    to the next evaluation (at 50 evaluations a run, that rounding alone moved ratios by up to 30 %)."""
     sign = 1.0 if higher_is_better else -1.0  # a loss reaches its target from above
-    return next((r["seconds"] for r in history if sign * r[metric] >= sign * target), None)
+    for k, record in enumerate(history):
+        if sign * record[metric] >= sign * target:
+            if k == 0:
+                return record["seconds"]
+            before = history[k - 1]
+            share = (target - before[metric]) / (record[metric] - before[metric])
+            return before["seconds"] + share * (record["seconds"] - before["seconds"])
+    return None
 
 
 def run_result(fit: Fit, targets: list[float]) -> dict:
