@@ -3,7 +3,15 @@ import json
 import pytest
 
 from nteach.bench.compare import time_to_target
-from nteach.bench.suite import aggregate, challenger_report, load_suite, rotated, run_suite, suite_path
+from nteach.bench.suite import (
+    aggregate,
+    best_peer_ratio,
+    challenger_report,
+    load_suite,
+    rotated,
+    run_suite,
+    suite_path,
+)
 from nteach.cli import main
 from nteach.errors import UserError
 
@@ -81,7 +89,12 @@ def test_challenger_ratios_by_hand():
     assert [r["ratio"] for r in best] == [2.0, 1.0] and [r["fastest"] for r in best] == ["nint", "uniform"]
     assert [r["ratio"] for r in table["cases"]["a"]["2"]["uniform"]] == [0.75, float("inf")]
     assert table["median_at_middle_target"] == float("inf")  # the middle of [1, 2] is 2: one seed missed
-    assert "| a | 1 | 1.50 (1.00–2.00) | nint, uniform | 0.75 (0.50–1.00) |" in text
+    # best peer by mean: target 1, uniform 3.5 and nint 3.5 (the first listed wins a tie): 2.5 / 3.5;
+    # target 2, nint missed a seed, so uniform (8.5), and ours missed one: inf
+    assert table["cases"]["a"]["1"]["best_peer"] == {"ratio": pytest.approx(2.5 / 3.5), "peer": "uniform"}
+    assert table["cases"]["a"]["2"]["best_peer"] == {"ratio": float("inf"), "peer": "uniform"}
+    assert table["median_at_middle_target_best_peer"] == float("inf")
+    assert "| a | 1 | 1.50 (1.00–2.00) | nint, uniform | 0.71 | uniform | 0.75 (0.50–1.00) |" in text
 
 
 def test_aggregate_by_hand():
@@ -139,11 +152,17 @@ def test_speedup_of_a_target_reached_before_training_is_not_a_division_by_zero()
 
 
 def test_time_to_target_interpolates_between_evaluations():
-    history = [{"seconds": 0.0, "psnr": 10.0}, {"seconds": 0.16, "psnr": 19.0}, {"seconds": 0.32, "psnr": 23.0},
-               {"seconds": 0.48, "psnr": 19.5}, {"seconds": 0.64, "psnr": 26.0}]
-    assert time_to_target(history, 20.0) == pytest.approx(0.16 + 0.16 * 1 / 4)  # 19 -> 23 dB crosses 20 at 1/4
+    history = [{"seconds": 0.16 * k, "psnr": psnr} for k, psnr in enumerate([10.0, 19.0, 23.0, 19.5, 26.0])]
+    assert time_to_target(history, 20.0) == pytest.approx(0.16 + 0.16 / 4)  # 19 -> 23 dB crosses 20 at 1/4
     assert time_to_target(history, 23.0) == pytest.approx(0.32)  # reached exactly at an evaluation
-    assert time_to_target(history, 25.0) == pytest.approx(0.48 + 0.16 * 5.5 / 6.5)  # the first crossing counts
+    assert time_to_target(history, 25.0) == pytest.approx(0.48 + 0.16 * 5.5 / 6.5)  # the first crossing
     assert time_to_target(history, 5.0) == 0.0 and time_to_target(history, 30.0) is None
     losses = [{"seconds": 0.0, "loss": 4.0}, {"seconds": 2.0, "loss": 2.0}]
     assert time_to_target(losses, 3.5, "loss", higher_is_better=False) == pytest.approx(0.5)
+
+
+def test_best_peer_is_chosen_on_means_not_seed_by_seed():
+    times = {"ours": [2.0, 2.0], "a": [1.0, 5.0], "b": [2.5, 2.5], "slow": [9.0, None]}
+    # seed by seed the fastest other is a (1.0), then b (2.5); on average b (2.5) beats a (3.0)
+    assert best_peer_ratio(times, "ours", ["a", "b", "slow"]) == {"ratio": pytest.approx(0.8), "peer": "b"}
+    assert best_peer_ratio(times, "ours", ["slow"]) == {"ratio": None, "peer": None}

@@ -164,6 +164,21 @@ def seed_ratios(times: dict[str, list[float | None]], teacher: str, others: list
     return ratios
 
 
+def best_peer_ratio(times: dict[str, list[float | None]], teacher: str, others: list[str]) -> dict:
+    """``teacher``'s mean time to a target / the mean time of the other teacher fastest on average (of
+    those that reached it on every seed); inf if ``teacher`` missed it on a seed, None if no other
+    reached it every time. Unlike the seed-by-seed ratio, the peer is not chosen anew on each seed, so
+    that the clock's noise does not pick the luckiest peer of every seed."""
+    means = {t: statistics.fmean(times[t]) for t in others
+             if t in times and times[t] and all(x is not None for x in times[t])}
+    if not means or min(means.values()) == 0:
+        return {"ratio": None, "peer": None}
+    peer = min(means, key=means.get)
+    mine = times[teacher]
+    ratio = statistics.fmean(mine) / means[peer] if all(x is not None for x in mine) else float("inf")
+    return {"ratio": ratio, "peer": peer}
+
+
 def ratio_cell(ratios: list[dict]) -> str:
     """Mean (min–max) of seed ratios, for a table."""
     values = [r["ratio"] for r in ratios if r["ratio"] is not None]
@@ -180,9 +195,11 @@ def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, st
     table = {}
     lines = [f"\n## `{challenger}` against the fastest other teacher\n\n",
              f"Seed by seed: `{challenger}`'s time to the target / the fastest other teacher's on that seed "
-             "(mean, min–max over seeds; a miss counts as inf), and / uniform's. < 1: faster.\n\n",
-             "| case | target | × fastest other | fastest other | × uniform |\n|---|---|---|---|---|\n"]
-    middle = []
+             "(mean, min–max over seeds; a miss counts as inf), and / uniform's. Best peer: its mean time / "
+             "the mean time of the other teacher fastest on average. < 1: faster.\n\n",
+             "| case | target | × fastest other | fastest other | × best peer | best peer | × uniform |\n"
+             "|---|---|---|---|---|---|---|\n"]
+    middle, middle_peer = [], []
     for name, case in cases.items():
         runs = case["runs"]
         if challenger not in runs:
@@ -195,19 +212,26 @@ def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, st
             best = seed_ratios(times, challenger, others)
             uniform = seed_ratios(times, challenger, ["uniform"]) if "uniform" in runs else []
             fastest = sorted({r["fastest"] for r in best if r["fastest"]})
-            table[name][key] = {"fastest_other": best, "uniform": uniform}
+            peer = best_peer_ratio(times, challenger, others)
+            table[name][key] = {"fastest_other": best, "best_peer": peer, "uniform": uniform}
+            peer_cell = "–" if peer["ratio"] is None else f"{peer['ratio']:.2f}"
             lines.append(f"| {name} | {key} | {ratio_cell(best)} | {', '.join(fastest) or '–'} | "
-                         f"{ratio_cell(uniform)} |\n")
+                         f"{peer_cell} | {peer['peer'] or '–'} | {ratio_cell(uniform)} |\n")
         mid = f"{case['targets'][len(case['targets']) // 2]:g}"
         values = [r["ratio"] for r in table[name][mid]["fastest_other"] if r["ratio"] is not None]
         if values:
             middle.append(statistics.fmean(values))
+        if table[name][mid]["best_peer"]["ratio"] is not None:
+            middle_peer.append(table[name][mid]["best_peer"]["ratio"])
     median = statistics.median(middle) if middle else None
-    if median is not None:
-        value = "inf (it missed the target on too many seeds)" if math.isinf(median) else f"{median:.2f}x"
-        lines.append(f"\nMedian over cases, at each case's middle target: {value} the fastest other "
-                     "teacher's time.\n")
-    return {"teacher": challenger, "cases": table, "median_at_middle_target": median}, "".join(lines)
+    median_peer = statistics.median(middle_peer) if middle_peer else None
+    for value, measure in ((median, "the fastest other teacher's time, seed by seed"),
+                           (median_peer, "the best peer's time (means over seeds)")):
+        if value is not None:
+            text = "inf (it missed the target on too many seeds)" if math.isinf(value) else f"{value:.2f}x"
+            lines.append(f"\nMedian over cases, at each case's middle target: {text} {measure}.\n")
+    return {"teacher": challenger, "cases": table, "median_at_middle_target": median,
+            "median_at_middle_target_best_peer": median_peer}, "".join(lines)
 
 
 def teacher_and_options(suite: dict, name: str) -> tuple[str, dict]:
