@@ -134,6 +134,11 @@ def test_bundled_suites_parse():
         assert len(suite["teachers"]) == (6 if name == "ablation" else 9)
     variants = load_suite(suite_path("ablation"))["variants"]
     assert set(variants) == {"sweep", "unspaced", "weighted", "half_mix"}
+    noise = load_suite(suite_path("noise"))  # the control: uniform twice, under two names
+    assert noise["variants"] == {"uniform_twin": {"teacher": "uniform"}}
+    assert noise["challenger"] == "uniform_twin"
+    quick = load_suite(suite_path("quick"))
+    assert [c["name"] for c in noise["cases"]] == [c["name"] for c in quick["cases"]]
 
 
 def test_missing_suite_file(tmp_path):
