@@ -119,6 +119,7 @@ def test_aggregate_by_hand():
     (("targets = [10, 99]", ""), "no targets"),
     (('"uniform"]', '"uniform", "hot"]\nvariants = { hot = { teacher = "paced_sweep", heat = 2 } }'),
      "has no option 'heat'"),
+    (('"uniform"]', '"uniform"]\ncases_from = "quick"'), "give [[case]] tables or cases_from, not both"),
 ])
 def test_bad_suites_fail_before_running(tmp_path, capsys, change, message):
     (tmp_path / "bad.toml").write_text(TINY.replace(*change))

@@ -5,7 +5,9 @@ ratio, budget, ...) and one [[case]] table per (signal, model). Any field of
 SignalModelConfig may appear at either level; a case's value wins. A
 ``[variants.NAME]`` table names a teacher with hyperparameters (``teacher =
 "paced_sweep"``, ``temperature = 0.0``, ...); NAME may then appear in a
-teachers list, for ablations.
+teachers list, for ablations. ``cases_from = "quick"`` (a suite name or file)
+takes another suite's [[case]] tables, not its defaults, so that an ablation or
+a control runs exactly the cases of the suite it reads.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
 SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
-SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "variants", "case"}
+SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "variants", "case",
+              "cases_from"}
 CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
 
 
@@ -47,6 +50,10 @@ def read_suite_file(path: Path) -> dict:
 def load_suite(path: Path) -> dict:
     """Read and check a suite file; every case gets a full config before anything runs."""
     suite = read_suite_file(path)
+    if "cases_from" in suite:
+        if "case" in suite:
+            raise UserError(f"{path}: give [[case]] tables or cases_from, not both")
+        suite["case"] = read_suite_file(suite_path(suite["cases_from"])).get("case")
     defaults = {k: v for k, v in suite.items() if k not in SUITE_KEYS}
     unknown = sorted((set(suite) - SUITE_KEYS - CASE_KEYS))
     if unknown:
