@@ -72,6 +72,18 @@ def test_seeds_option_and_challenger_section(tmp_path):
     assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--seeds", "0,x"]) == 2
 
 
+def test_a_variant_may_set_the_ratio(tmp_path):
+    suite = TINY.replace('teachers = ["full", "uniform"]', 'teachers = ["uniform", "uniform_half"]')
+    suite += '\n[variants.uniform_half]\nteacher = "uniform"\nratio = 0.5\n'
+    (tmp_path / "tiny.toml").write_text(suite)
+    assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    runs = json.loads((tmp_path / "out" / "results.json").read_text())["cases"]["camera-siren"]["runs"]
+    # 16 x 16 = 256 pixels: the case's ratio 0.25 trains on 64 a step, the variant's 0.5 on 128
+    assert {r["history"][-1]["selected"] for r in runs["uniform"]} == {64}
+    assert {r["history"][-1]["selected"] for r in runs["uniform_half"]} == {128}
+
+
 def test_each_seed_starts_one_teacher_further_on():
     assert [rotated(["a", "b", "c"], k) for k in range(4)] == [
         ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
@@ -120,6 +132,8 @@ def test_aggregate_by_hand():
     (('"uniform"]', '"uniform", "hot"]\nvariants = { hot = { teacher = "paced_sweep", heat = 2 } }'),
      "has no option 'heat'"),
     (('"uniform"]', '"uniform"]\ncases_from = "quick"'), "give [[case]] tables or cases_from, not both"),
+    (('"uniform"]', '"uniform", "big"]\nvariants = { big = { teacher = "uniform", size = 64 } }'),
+     "variant 'big' sets 'size', which only a case can set"),
 ])
 def test_bad_suites_fail_before_running(tmp_path, capsys, change, message):
     (tmp_path / "bad.toml").write_text(TINY.replace(*change))
@@ -138,6 +152,8 @@ def test_bundled_suites_parse():
     noise = load_suite(suite_path("noise"))  # the control: uniform twice, under two names
     assert noise["variants"] == {"uniform_twin": {"teacher": "uniform"}}
     assert noise["challenger"] == "uniform_twin"
+    ratios = load_suite(suite_path("ratios"))  # the batch-size sweep: variants that set the ratio
+    assert sorted(v["ratio"] for v in ratios["variants"].values()) == [0.05, 0.05, 0.1, 0.4]
     quick = load_suite(suite_path("quick"))
     assert [c["name"] for c in noise["cases"]] == [c["name"] for c in quick["cases"]]
 

@@ -4,8 +4,9 @@ A suite is a TOML file (see benchmarks/): top-level defaults (teachers, seeds,
 ratio, budget, ...) and one [[case]] table per (signal, model). Any field of
 SignalModelConfig may appear at either level; a case's value wins. A
 ``[variants.NAME]`` table names a teacher with hyperparameters (``teacher =
-"paced_sweep"``, ``temperature = 0.0``, ...); NAME may then appear in a
-teachers list, for ablations. ``cases_from = "quick"`` (a suite name or file)
+"paced_sweep"``, ``temperature = 0.0``, ...) and, optionally, case settings
+that override the case's for it (``ratio = 0.05``); NAME may then appear in
+a teachers list, for ablations and sweeps. ``cases_from = "quick"`` (a suite name or file)
 takes another suite's [[case]] tables, not its defaults, so that an ablation or
 a control runs exactly the cases of the suite it reads.
 """
@@ -29,6 +30,10 @@ SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
 SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "variants", "case",
               "cases_from"}
 CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
+# what a variant may not set: the signal is loaded once per case, and seeds come from the suite
+FIXED_PER_CASE = {"image", "signal", "size", "gray", "sample_rate", "clip_seconds", "mono", "resolution",
+                  "surface_points", "seed"}
+VARIANT_SETTINGS = CASE_KEYS - {"name", "targets", "teachers"} - FIXED_PER_CASE
 
 
 def suite_path(name_or_path: str, kind: str = "inr") -> Path:
@@ -81,6 +86,9 @@ def load_suite(path: Path) -> dict:
     for name, table in variants.items():
         if not isinstance(table, dict) or "teacher" not in table:
             raise UserError(f"{path}: variant {name!r} needs a table with a teacher")
+        fixed = sorted(set(table) & FIXED_PER_CASE)
+        if fixed:
+            raise UserError(f"{path}: variant {name!r} sets {fixed[0]!r}, which only a case can set")
     return {"name": suite.get("name", path.stem), "cases": cases, "variants": variants,
             "teachers": list(suite.get("teachers", ["full", "uniform"])),
             "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every"),
@@ -241,10 +249,22 @@ def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, st
             "median_at_middle_target_best_peer": median_peer}, "".join(lines)
 
 
-def teacher_and_options(suite: dict, name: str) -> tuple[str, dict]:
-    """A teachers-list entry: a registered teacher, or a variant (a teacher with hyperparameters)."""
+def teacher_and_options(suite: dict, name: str) -> tuple[str, dict, dict]:
+    """A teachers-list entry: a registered teacher, or a variant (a teacher with hyperparameters and,
+    for any key that is a case setting such as ``ratio``, settings that override the case's)."""
     variant = dict(suite["variants"].get(name, {"teacher": name}))
-    return variant.pop("teacher"), variant
+    teacher = variant.pop("teacher")
+    settings = {k: v for k, v in variant.items() if k in VARIANT_SETTINGS}
+    return teacher, {k: v for k, v in variant.items() if k not in settings}, settings
+
+
+def variant_fit(suite: dict, case: dict, teacher: str, signal, seed: int | None = None,
+                eval_every: float | None = None):
+    """The Fit of one teachers-list entry on one case (a variant's settings over the case's)."""
+    name, options, settings = teacher_and_options(suite, teacher)
+    seeded = {} if seed is None else {"seed": seed}
+    config = SignalModelConfig(**{**asdict(case["config"]), **settings, **seeded})
+    return build_fit(config, name, options, signal, eval_every=eval_every)
 
 
 def write_results(folder: Path, results: dict, report: list[str]) -> dict:
@@ -266,15 +286,13 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
     signals = {case["name"]: load_signal(case["config"]) for case in suite["cases"]}  # fail early
     for case in suite["cases"]:
         for teacher in case["teachers"]:
-            build_fit(case["config"], *teacher_and_options(suite, teacher), signals[case["name"]])
+            variant_fit(suite, case, teacher, signals[case["name"]])
     folder = new_run_folder(out, overwrite)
     jobs = [(c, t, s) for c in suite["cases"] for k, s in enumerate(suite["seeds"])
             for t in rotated(c["teachers"], k)]
     runs: dict[str, dict[str, list[dict]]] = {}
     for case, teacher, seed in tqdm(jobs, disable=not show_progress, unit="run"):
-        config = SignalModelConfig(**{**asdict(case["config"]), "seed": seed})
-        fit = build_fit(config, *teacher_and_options(suite, teacher), signals[case["name"]],
-                        eval_every=suite["eval_every"])
+        fit = variant_fit(suite, case, teacher, signals[case["name"]], seed, suite["eval_every"])
         fit.run(show_progress=False)
         result = {"seed": seed, **run_result(fit, case["targets"])}
         runs.setdefault(case["name"], {}).setdefault(teacher, []).append(result)
