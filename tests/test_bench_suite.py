@@ -107,6 +107,10 @@ def test_challenger_ratios_by_hand():
     assert table["cases"]["a"]["2"]["best_peer"] == {"ratio": float("inf"), "peer": "uniform"}
     assert table["median_at_middle_target_best_peer"] == float("inf")
     assert "| a | 1 | 1.50 (1.00–2.00) | nint, uniform | 0.71 | uniform | 0.75 (0.50–1.00) |" in text
+    # against uniform alone (peers): 2 / 4 and 3 / 3 on the two seeds at target 1
+    table, _ = challenger_report("ours", cases, peers=["uniform"])
+    assert [r["ratio"] for r in table["cases"]["a"]["1"]["fastest_other"]] == [0.5, 1.0]
+    assert table["cases"]["a"]["1"]["best_peer"] == {"ratio": pytest.approx(2.5 / 3.5), "peer": "uniform"}
 
 
 def test_aggregate_by_hand():
@@ -132,6 +136,8 @@ def test_aggregate_by_hand():
     (('"uniform"]', '"uniform", "hot"]\nvariants = { hot = { teacher = "paced_sweep", heat = 2 } }'),
      "has no option 'heat'"),
     (('"uniform"]', '"uniform"]\ncases_from = "quick"'), "give [[case]] tables or cases_from, not both"),
+    (('"uniform"]', '"uniform"]\nchallenger = "uniform"\npeers = ["nint"]'), "'nint' is not one"),
+    (('"uniform"]', '"uniform"]\npeers = ["full"]'), "peers need a challenger"),
     (('"uniform"]', '"uniform", "big"]\nvariants = { big = { teacher = "uniform", size = 64 } }'),
      "variant 'big' sets 'size', which only a case can set"),
 ])
@@ -153,7 +159,8 @@ def test_bundled_suites_parse():
     assert noise["variants"] == {"uniform_twin": {"teacher": "uniform"}}
     assert noise["challenger"] == "uniform_twin"
     ratios = load_suite(suite_path("ratios"))  # the batch-size sweep: variants that set the ratio
-    assert sorted(v["ratio"] for v in ratios["variants"].values()) == [0.05, 0.05, 0.1, 0.4]
+    assert ratios["challenger"] == "paced_sweep_005" and len(ratios["peers"]) == 10
+    assert sorted(v["ratio"] for v in ratios["variants"].values()) == [0.05] * 4 + [0.1] * 4 + [0.4]
     quick = load_suite(suite_path("quick"))
     assert [c["name"] for c in noise["cases"]] == [c["name"] for c in quick["cases"]]
 

@@ -8,7 +8,8 @@ SignalModelConfig may appear at either level; a case's value wins. A
 that override the case's for it (``ratio = 0.05``); NAME may then appear in
 a teachers list, for ablations and sweeps. ``cases_from = "quick"`` (a suite name or file)
 takes another suite's [[case]] tables, not its defaults, so that an ablation or
-a control runs exactly the cases of the suite it reads.
+a control runs exactly the cases of the suite it reads. ``challenger`` names a
+teacher to measure against the others, or against ``peers`` only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
 SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
-SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "variants", "case",
+SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "peers", "variants", "case",
               "cases_from"}
 CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
 # what a variant may not set: the signal is loaded once per case, and seeds come from the suite
@@ -82,6 +83,13 @@ def load_suite(path: Path) -> dict:
     challenger = suite.get("challenger")
     if challenger is not None and not any(challenger in case["teachers"] for case in cases):
         raise UserError(f"{path}: the challenger {challenger!r} is not one of its teachers")
+    peers = suite.get("peers")
+    if peers is not None:
+        listed = {t for case in cases for t in case["teachers"]}
+        strangers = [p for p in peers if p not in listed or p == challenger]
+        if not challenger or strangers:
+            raise UserError(f"{path}: peers need a challenger and other teachers of the suite"
+                            + (f"; {strangers[0]!r} is not one" if strangers else ""))
     variants = suite.get("variants", {})
     for name, table in variants.items():
         if not isinstance(table, dict) or "teacher" not in table:
@@ -92,7 +100,7 @@ def load_suite(path: Path) -> dict:
     return {"name": suite.get("name", path.stem), "cases": cases, "variants": variants,
             "teachers": list(suite.get("teachers", ["full", "uniform"])),
             "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every"),
-            "challenger": challenger}
+            "challenger": challenger, "peers": peers}
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -204,9 +212,11 @@ def ratio_cell(ratios: list[dict]) -> str:
     return f"{mean:.2f}{spread}"
 
 
-def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, str]:
-    """``challenger``'s time to each target against the fastest other teacher's and uniform's, seed by
-    seed, per case; the median over cases of the mean ratio at each case's middle target."""
+def challenger_report(challenger: str, cases: dict[str, dict],
+                      peers: list[str] | None = None) -> tuple[dict, str]:
+    """``challenger``'s time to each target against the fastest other teacher's (of ``peers``, default
+    all the others) and uniform's, seed by seed, per case; the median over cases of the mean ratio at
+    each case's middle target."""
     table = {}
     lines = [f"\n## `{challenger}` against the fastest other teacher\n\n",
              f"Seed by seed: `{challenger}`'s time to the target / the fastest other teacher's on that seed "
@@ -219,7 +229,7 @@ def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, st
         runs = case["runs"]
         if challenger not in runs:
             continue
-        others = [t for t in runs if t != challenger]
+        others = [t for t in runs if t != challenger and (peers is None or t in peers)]
         table[name] = {}
         for target in case["targets"]:
             key = f"{target:g}"
@@ -314,6 +324,6 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
         save_figure(folder / f"{name}.png", quality_vs_time(first_seed, metric=signal.metric,
                                                              targets=tuple(case["targets"]), title=name))
     if suite["challenger"]:
-        results["challenger"], text = challenger_report(suite["challenger"], results["cases"])
+        results["challenger"], text = challenger_report(suite["challenger"], results["cases"], suite["peers"])
         report.append(text)
     return write_results(folder, results, report)
