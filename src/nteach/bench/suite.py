@@ -259,22 +259,16 @@ def challenger_report(challenger: str, cases: dict[str, dict],
             "median_at_middle_target_best_peer": median_peer}, "".join(lines)
 
 
-def teacher_and_options(suite: dict, name: str) -> tuple[str, dict, dict]:
-    """A teachers-list entry: a registered teacher, or a variant (a teacher with hyperparameters and,
-    for any key that is a case setting such as ``ratio``, settings that override the case's)."""
-    variant = dict(suite["variants"].get(name, {"teacher": name}))
-    teacher = variant.pop("teacher")
-    settings = {k: v for k, v in variant.items() if k in VARIANT_SETTINGS}
-    return teacher, {k: v for k, v in variant.items() if k not in settings}, settings
-
-
 def variant_fit(suite: dict, case: dict, teacher: str, signal, seed: int | None = None,
                 eval_every: float | None = None):
-    """The Fit of one teachers-list entry on one case (a variant's settings over the case's)."""
-    name, options, settings = teacher_and_options(suite, teacher)
+    """The Fit of one teachers-list entry on one case: a registered teacher, or a variant (a teacher
+    with hyperparameters and, for keys that are case settings such as ``ratio``, the case's overridden)."""
+    variant = dict(suite["variants"].get(teacher, {"teacher": teacher}))
+    name = variant.pop("teacher")
+    settings = {k: variant.pop(k) for k in list(variant) if k in VARIANT_SETTINGS}
     seeded = {} if seed is None else {"seed": seed}
     config = SignalModelConfig(**{**asdict(case["config"]), **settings, **seeded})
-    return build_fit(config, name, options, signal, eval_every=eval_every)
+    return build_fit(config, name, variant, signal, eval_every=eval_every)
 
 
 def write_results(folder: Path, results: dict, report: list[str]) -> dict:
