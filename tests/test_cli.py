@@ -72,10 +72,13 @@ class StopAfter:
 
 
 def test_cli_resume_reaches_the_uninterrupted_result(tmp_path):
-    args = ["fit", "camera", "--teacher", "nint", "--steps", "40", "--checkpoint-every", "0"] + SMALL
+    """With the default teacher (paced_sweep), cut inside a round (rounds of about 5 steps here)."""
+    args = ["fit", "camera", "--steps", "40", "--checkpoint-every", "0"] + SMALL
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    assert summary["config"]["teacher"] == "paced_sweep" and summary["config"]["ratio"] == 0.2
 
-    config = FitConfig(image="camera", teacher="nint", steps=40, size=24, width=16, depth=2,
+    config = FitConfig(image="camera", steps=40, size=24, width=16, depth=2,
                        checkpoint_every=0, out=str(tmp_path / "cut"))
     fit, folder = run_fit(config, show_progress=False, stop=StopAfter(13))
     assert fit.step == 13 and not json.loads((folder / "summary.json").read_text())["finished"]

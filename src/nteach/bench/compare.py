@@ -20,7 +20,8 @@ DEFAULT_TARGETS = {"psnr": "22,25,28", "iou": "0.8,0.9,0.95"}  # by the signal's
 class CompareConfig(SignalModelConfig):
     """`nteach compare`: each teacher fits the same signal from the same initial network."""
 
-    teachers: str = field(default="full,uniform,int,nint", metadata={"help": "comma-separated teachers"})
+    teachers: str = field(default="full,uniform,nint,paced_sweep",
+                          metadata={"help": "comma-separated teachers"})
     targets: str | None = field(default=None, metadata={"help": (
         "comma-separated targets of the signal's metric (default: 22,25,28 dB for PSNR, 0.8,0.9,0.95 "
         "for IoU)")})

@@ -83,7 +83,7 @@ class SignalModelConfig:
 class FitConfig(SignalModelConfig):
     """`nteach fit`: one teacher, one run folder."""
 
-    teacher: str = field(default="nint", metadata=_opt("teaching strategy"))
+    teacher: str = field(default="paced_sweep", metadata=_opt("teaching strategy"))
     out: str | None = field(default=None, metadata=_opt("run folder (default runs/TEACHER-IMAGE)"))
     overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
     eval_every: float | None = field(default=None, metadata=_opt(
