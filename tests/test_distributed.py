@@ -41,6 +41,7 @@ CASES = {  # teacher: (Teacher options, steps)
     "nint": ({"ratio": 0.3, "alpha": 2}, 8),  # NTK refreshed every other event
     "attent_complex": ({"total_steps": 8, "cycles": 3, "k0": 1, "k_max": 2}, 8),
     "infobatch": ({"total_steps": 6}, 6),
+    "paced_sweep": ({"ratio": 0.2}, 12),  # rounds of ~5 steps: a plain shuffle, then paced by the losses
 }
 DATASET_TEACHERS = ("attent_complex", "infobatch")  # they learn per example index from per-rank batches
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
