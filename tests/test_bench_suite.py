@@ -68,6 +68,9 @@ def test_seeds_option_and_challenger_section(tmp_path):
         runs[t][0]["time_to_target"]["10"] for t in ("full", "uniform", "sweep")]
     entry = results["challenger"]["cases"]["camera-siren"]["10"]["fastest_other"][0]
     assert entry["ratio"] == pytest.approx(mine / min(others))
+    for teacher, teacher_runs in runs.items():  # steps to the target: within the run, as its seconds are
+        steps, seconds = teacher_runs[0]["steps_to_target"]["10"], teacher_runs[0]["time_to_target"]["10"]
+        assert (steps is None) == (seconds is None) and (steps is None or 0 <= steps <= 40)
     assert "`paced_sweep` against the fastest other teacher" in (tmp_path / "out" / "results.md").read_text()
     assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--seeds", "0,x"]) == 2
 
@@ -188,6 +191,32 @@ def test_time_to_target_interpolates_between_evaluations():
     assert time_to_target(history, 5.0) == 0.0 and time_to_target(history, 30.0) is None
     losses = [{"seconds": 0.0, "loss": 4.0}, {"seconds": 2.0, "loss": 2.0}]
     assert time_to_target(losses, 3.5, "loss", higher_is_better=False) == pytest.approx(0.5)
+    steps = [{"step": 74 * k, "seconds": 0.1 + k, "psnr": p} for k, p in enumerate([10.0, 19.0, 23.0])]
+    assert time_to_target(steps, 20.0, clock="step") == pytest.approx(74 + 74 / 4)  # that crossing, in steps
+
+
+def test_steps_median_uses_the_time_best_peer():
+    def run(seconds, steps):
+        return {"time_to_target": {"1": seconds}, "steps_to_target": {"1": steps}}
+    # by time the best peer is fast (1.0 s on average), though slow needs fewer steps (50): the steps
+    # ratio is taken against fast, the peer the time ratio names: 150 / 300
+    cases = {"a": {"targets": [1.0], "runs": {"ours": [run(1.5, 100), run(1.5, 200)],
+                                               "fast": [run(1.0, 300), run(1.0, 300)],
+                                               "slow": [run(4.0, 50), run(4.0, 50)]}},
+             "b": {"targets": [1.0], "runs": {"ours": [run(2.0, 90), run(None, None)],
+                                               "fast": [run(1.0, 60), run(1.0, 60)],
+                                               "slow": [run(5.0, 40), run(5.0, 40)]}}}
+    table, text = challenger_report("ours", cases)
+    assert table["median_at_middle_target_best_peer"] == float("inf")  # median of [1.5, inf]
+    assert table["median_at_middle_target_best_peer_steps"] == float("inf")  # of [0.5, inf]: b missed
+    del cases["b"]
+    table, text = challenger_report("ours", cases)
+    assert table["median_at_middle_target_best_peer_steps"] == pytest.approx(0.5)
+    assert "0.50x the same best peer's steps to it" in text
+    for run_ in cases["a"]["runs"]["fast"]:
+        del run_["steps_to_target"]  # results from before steps were recorded: no steps line
+    table, text = challenger_report("ours", cases)
+    assert table["median_at_middle_target_best_peer_steps"] is None and "steps to it" not in text
 
 
 def test_best_peer_is_chosen_on_means_not_seed_by_seed():

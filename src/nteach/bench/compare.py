@@ -43,18 +43,19 @@ class CompareConfig(SignalModelConfig):
 
 
 def time_to_target(history: list[dict], target: float, metric: str = "psnr",
-                   higher_is_better: bool = True) -> float | None:
+                   higher_is_better: bool = True, clock: str = "seconds") -> float | None:
     """Training seconds at which ``target`` was first reached (None if never): linearly interpolated
     between the evaluation that first reached it and the one before, so that a time is not rounded up
-    to the next evaluation (at 50 evaluations a run, that rounding alone moved ratios by up to 30 %)."""
+    to the next evaluation (at 50 evaluations a run, that rounding alone moved ratios by up to 30 %).
+    ``clock="step"``: the same in training steps, which the machine's timing noise does not move."""
     sign = 1.0 if higher_is_better else -1.0  # a loss reaches its target from above
     for k, record in enumerate(history):
         if sign * record[metric] >= sign * target:
             if k == 0:
-                return record["seconds"]
+                return record[clock]
             before = history[k - 1]
             share = (target - before[metric]) / (record[metric] - before[metric])
-            return before["seconds"] + share * (record["seconds"] - before["seconds"])
+            return before[clock] + share * (record[clock] - before[clock])
     return None
 
 
@@ -66,6 +67,7 @@ def run_result(fit: Fit, targets: list[float]) -> dict:
         "final": {k: v for k, v in last.items() if k not in ("step", "seconds", "selected")},
         "best": max(r[metric] for r in fit.history),
         "time_to_target": {f"{t:g}": time_to_target(fit.history, t, metric) for t in targets},
+        "steps_to_target": {f"{t:g}": time_to_target(fit.history, t, metric, clock="step") for t in targets},
         "history": fit.history,
     }
 

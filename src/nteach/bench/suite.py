@@ -202,6 +202,18 @@ def best_peer_ratio(times: dict[str, list[float | None]], teacher: str, others: 
     return {"ratio": ratio, "peer": peer}
 
 
+def steps_ratio(runs: dict[str, list[dict]], teacher: str, peer: str | None, key: str) -> float | None:
+    """``teacher``'s mean steps to the target ``key`` / ``peer``'s: the best peer's ratio without the
+    clock. inf if ``teacher`` missed the target on a seed; None if ``peer`` did, or if the runs predate
+    steps to targets."""
+    if peer is None or any("steps_to_target" not in r for t in (teacher, peer) for r in runs[t]):
+        return None
+    mine, theirs = ([r["steps_to_target"][key] for r in runs[t]] for t in (teacher, peer))
+    if None in theirs or not statistics.fmean(theirs):
+        return None
+    return float("inf") if None in mine else statistics.fmean(mine) / statistics.fmean(theirs)
+
+
 def ratio_cell(ratios: list[dict]) -> str:
     """Mean (min–max) of seed ratios, for a table."""
     values = [r["ratio"] for r in ratios if r["ratio"] is not None]
@@ -224,7 +236,7 @@ def challenger_report(challenger: str, cases: dict[str, dict],
              "the mean time of the other teacher fastest on average. < 1: faster.\n\n",
              "| case | target | × fastest other | fastest other | × best peer | best peer | × uniform |\n"
              "|---|---|---|---|---|---|---|\n"]
-    middle, middle_peer = [], []
+    middle, middle_peer, middle_steps = [], [], []
     for name, case in cases.items():
         runs = case["runs"]
         if challenger not in runs:
@@ -248,15 +260,23 @@ def challenger_report(challenger: str, cases: dict[str, dict],
             middle.append(statistics.fmean(values))
         if table[name][mid]["best_peer"]["ratio"] is not None:
             middle_peer.append(table[name][mid]["best_peer"]["ratio"])
+        in_steps = steps_ratio(runs, challenger, table[name][mid]["best_peer"]["peer"], mid)
+        if in_steps is not None:
+            middle_steps.append(in_steps)
     median = statistics.median(middle) if middle else None
     median_peer = statistics.median(middle_peer) if middle_peer else None
+    median_steps = statistics.median(middle_steps) if middle_steps else None
     for value, measure in ((median, "the fastest other teacher's time, seed by seed"),
-                           (median_peer, "the best peer's time (means over seeds)")):
+                           (median_peer, "the best peer's time (means over seeds)"),
+                           (median_steps, "the same best peer's steps to it (free of the clock's noise; "
+                                          "the time it means only where the two cost the same per step: "
+                                          "see ms per step)")):
         if value is not None:
             text = "inf (it missed the target on too many seeds)" if math.isinf(value) else f"{value:.2f}x"
             lines.append(f"\nMedian over cases, at each case's middle target: {text} {measure}.\n")
     return {"teacher": challenger, "cases": table, "median_at_middle_target": median,
-            "median_at_middle_target_best_peer": median_peer}, "".join(lines)
+            "median_at_middle_target_best_peer": median_peer,
+            "median_at_middle_target_best_peer_steps": median_steps}, "".join(lines)
 
 
 def variant_fit(suite: dict, case: dict, teacher: str, signal, seed: int | None = None,
