@@ -228,7 +228,7 @@ def challenger_report(challenger: str, cases: dict[str, dict],
                       peers: list[str] | None = None) -> tuple[dict, str]:
     """``challenger``'s time to each target against the fastest other teacher's (of ``peers``, default
     all the others) and uniform's, seed by seed, per case; the median over cases of the mean ratio at
-    each case's middle target."""
+    each case's middle target, in seconds and, against the same best peer, in steps."""
     table = {}
     lines = [f"\n## `{challenger}` against the fastest other teacher\n\n",
              f"Seed by seed: `{challenger}`'s time to the target / the fastest other teacher's on that seed "
