@@ -144,8 +144,8 @@ class Fit:
         if selection.indices is None:
             self.counts += 1
         else:
-            self.counts.index_add_(0, selection.indices,
-                                   torch.ones_like(selection.indices, dtype=self.counts.dtype))
+            selected = selection.indices.to(self.counts.device)  # teachers that draw on the CPU give CPU ones
+            self.counts.index_add_(0, selected, torch.ones_like(selected, dtype=self.counts.dtype))
         self.last_selected = selection.size(len(self.signal))
         self.step += 1
 
