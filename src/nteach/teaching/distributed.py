@@ -214,7 +214,7 @@ class Share:
         one-process mean times ``world``: the averaged gradient is then the one-process one,
         whatever the share sizes.
         """
-        weighted = errors if self.weights is None else errors * self.weights
+        weighted = errors if self.weights is None else errors * self.weights.to(errors.device)
         if self.world == 1:
             return weighted.mean()
         return weighted.sum() * (self.world / self.total)
