@@ -87,6 +87,22 @@ def test_a_variant_may_set_the_ratio(tmp_path):
     assert {r["history"][-1]["selected"] for r in runs["uniform_half"]} == {128}
 
 
+def test_the_uniform_key_names_the_vs_uniform_reference(tmp_path):
+    suite = TINY.replace('teachers = ["full", "uniform"]', 'teachers = ["full", "uniform_half"]\n'
+                         'uniform = "uniform_half"\nseeds = [0]').replace("seeds = [0, 1]\n", "").replace(
+                         "steps = 12", "steps = 40\nlr = 0.003")
+    suite += '\n[variants.uniform_half]\nteacher = "uniform"\nratio = 0.5\n'
+    (tmp_path / "tiny.toml").write_text(suite)
+    assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["cases"]["camera-siren"]["summary"]
+    full, half = (results[t]["time_to_target"]["10"]["mean_std"][0] for t in ("full", "uniform_half"))
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in (tmp_path / "out" / "results.md").read_text().splitlines() if line.startswith("| ")}
+    vs_uniform = rows["teacher"].index("vs uniform")
+    assert rows["uniform_half"][vs_uniform] == "1.00x" and rows["full"][vs_uniform] == f"{half / full:.2f}x"
+
+
 def test_each_seed_starts_one_teacher_further_on():
     assert [rotated(["a", "b", "c"], k) for k in range(4)] == [
         ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
@@ -143,6 +159,7 @@ def test_aggregate_by_hand():
     (('"uniform"]', '"uniform"]\npeers = ["full"]'), "peers need a challenger"),
     (('"uniform"]', '"uniform", "big"]\nvariants = { big = { teacher = "uniform", size = 64 } }'),
      "variant 'big' sets 'size', which only a case can set"),
+    (('"uniform"]', '"uniform"]\nuniform = "uniform_01"'), "uniform = 'uniform_01' is not one of"),
 ])
 def test_bad_suites_fail_before_running(tmp_path, capsys, change, message):
     (tmp_path / "bad.toml").write_text(TINY.replace(*change))

@@ -9,7 +9,9 @@ that override the case's for it (``ratio = 0.05``); NAME may then appear in
 a teachers list, for ablations and sweeps. ``cases_from = "quick"`` (a suite name or file)
 takes another suite's [[case]] tables, not its defaults, so that an ablation or
 a control runs exactly the cases of the suite it reads. ``challenger`` names a
-teacher to measure against the others, or against ``peers`` only.
+teacher to measure against the others, or against ``peers`` only. ``uniform`` names the
+teacher the "vs uniform" columns divide by (default: the one called uniform), for suites
+whose uniform sampling runs as a variant, at another ratio, say.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
 SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
 SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "challenger", "peers", "variants", "case",
-              "cases_from"}
+              "cases_from", "uniform"}
 CASE_KEYS = {"name", "targets", "teachers"} | {f.name for f in fields(SignalModelConfig)}
 # what a variant may not set: the signal is loaded once per case, and seeds come from the suite
 FIXED_PER_CASE = {"image", "signal", "size", "gray", "sample_rate", "clip_seconds", "mono", "resolution",
@@ -90,6 +92,9 @@ def load_suite(path: Path) -> dict:
         if not challenger or strangers:
             raise UserError(f"{path}: peers need a challenger and other teachers of the suite"
                             + (f"; {strangers[0]!r} is not one" if strangers else ""))
+    uniform = suite.get("uniform", "uniform")
+    if "uniform" in suite and not any(uniform in case["teachers"] for case in cases):
+        raise UserError(f"{path}: uniform = {uniform!r} is not one of its teachers")
     variants = suite.get("variants", {})
     for name, table in variants.items():
         if not isinstance(table, dict) or "teacher" not in table:
@@ -100,7 +105,7 @@ def load_suite(path: Path) -> dict:
     return {"name": suite.get("name", path.stem), "cases": cases, "variants": variants,
             "teachers": list(suite.get("teachers", ["full", "uniform"])),
             "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every"),
-            "challenger": challenger, "peers": peers}
+            "challenger": challenger, "peers": peers, "uniform": uniform}
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -142,8 +147,9 @@ def _speedup(summary: dict, reference: dict | None, key: str) -> str:
     return f"{theirs['mean_std'][0] / mine['mean_std'][0]:.2f}x"
 
 
-def case_table(case: dict, summaries: dict[str, dict], metric: str) -> str:
-    """Markdown for one case: per target, time (mean ± std over seeds) and speed-ups."""
+def case_table(case: dict, summaries: dict[str, dict], metric: str, uniform: str = "uniform") -> str:
+    """Markdown for one case: per target, time (mean ± std over seeds) and speed-ups over full and over
+    ``uniform``."""
     unit = " dB" if metric == "psnr" else ""
     header = ["teacher"]
     for target in case["targets"]:
@@ -158,7 +164,7 @@ def case_table(case: dict, summaries: dict[str, dict], metric: str) -> str:
             if entry["reached"] < summary["seeds"]:
                 time = f"{time} ({entry['reached']}/{summary['seeds']} reached)"
             row += [time, _speedup(summary, summaries.get("full"), f"{target:g}"),
-                    _speedup(summary, summaries.get("uniform"), f"{target:g}")]
+                    _speedup(summary, summaries.get(uniform), f"{target:g}")]
         digits = 2 if metric == "psnr" else 3
         row += [_cell(summary["final"], digits), _cell(summary["best"], digits),
                 _cell(summary["ms_per_step"])]
@@ -224,8 +230,8 @@ def ratio_cell(ratios: list[dict]) -> str:
     return f"{mean:.2f}{spread}"
 
 
-def challenger_report(challenger: str, cases: dict[str, dict],
-                      peers: list[str] | None = None) -> tuple[dict, str]:
+def challenger_report(challenger: str, cases: dict[str, dict], peers: list[str] | None = None,
+                      uniform: str = "uniform") -> tuple[dict, str]:
     """``challenger``'s time to each target against the fastest other teacher's (of ``peers``, default
     all the others) and uniform's, seed by seed, per case; the median over cases of the mean ratio at
     each case's middle target, in seconds and, against the same best peer, in steps."""
@@ -247,13 +253,13 @@ def challenger_report(challenger: str, cases: dict[str, dict],
             key = f"{target:g}"
             times = {t: [r["time_to_target"][key] for r in teacher_runs] for t, teacher_runs in runs.items()}
             best = seed_ratios(times, challenger, others)
-            uniform = seed_ratios(times, challenger, ["uniform"]) if "uniform" in runs else []
+            versus_uniform = seed_ratios(times, challenger, [uniform]) if uniform in runs else []
             fastest = sorted({r["fastest"] for r in best if r["fastest"]})
             peer = best_peer_ratio(times, challenger, others)
-            table[name][key] = {"fastest_other": best, "best_peer": peer, "uniform": uniform}
+            table[name][key] = {"fastest_other": best, "best_peer": peer, "uniform": versus_uniform}
             peer_cell = "–" if peer["ratio"] is None else f"{peer['ratio']:.2f}"
             lines.append(f"| {name} | {key} | {ratio_cell(best)} | {', '.join(fastest) or '–'} | "
-                         f"{peer_cell} | {peer['peer'] or '–'} | {ratio_cell(uniform)} |\n")
+                         f"{peer_cell} | {peer['peer'] or '–'} | {ratio_cell(versus_uniform)} |\n")
         mid = f"{case['targets'][len(case['targets']) // 2]:g}"
         values = [r["ratio"] for r in table[name][mid]["fastest_other"] if r["ratio"] is not None]
         if values:
@@ -333,11 +339,12 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
                                   "metric": signal.metric, "summary": summaries, "runs": runs[name]}
         report += [f"\n## {name} ({len(signal)} points, {case['config'].model} "
                    f"{case['config'].depth}x{case['config'].width}, ratio {case['config'].ratio})\n\n",
-                   case_table(case, summaries, signal.metric)]
+                   case_table(case, summaries, signal.metric, suite["uniform"])]
         first_seed = {t: r[0]["history"] for t, r in runs[name].items()}
         save_figure(folder / f"{name}.png", quality_vs_time(first_seed, metric=signal.metric,
                                                              targets=tuple(case["targets"]), title=name))
     if suite["challenger"]:
-        results["challenger"], text = challenger_report(suite["challenger"], results["cases"], suite["peers"])
+        results["challenger"], text = challenger_report(suite["challenger"], results["cases"], suite["peers"],
+                                                        suite["uniform"])
         report.append(text)
     return write_results(folder, results, report)
