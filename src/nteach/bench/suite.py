@@ -82,18 +82,18 @@ def load_suite(path: Path) -> dict:
         teachers = list(case.get("teachers", suite.get("teachers", ["full", "uniform"])))
         cases.append({"name": name, "config": config, "teachers": teachers,
                       "targets": sorted(float(t) for t in targets)})
+    listed = {t for case in cases for t in case["teachers"]}
     challenger = suite.get("challenger")
-    if challenger is not None and not any(challenger in case["teachers"] for case in cases):
+    if challenger is not None and challenger not in listed:
         raise UserError(f"{path}: the challenger {challenger!r} is not one of its teachers")
     peers = suite.get("peers")
     if peers is not None:
-        listed = {t for case in cases for t in case["teachers"]}
         strangers = [p for p in peers if p not in listed or p == challenger]
         if not challenger or strangers:
             raise UserError(f"{path}: peers need a challenger and other teachers of the suite"
                             + (f"; {strangers[0]!r} is not one" if strangers else ""))
     uniform = suite.get("uniform", "uniform")
-    if "uniform" in suite and not any(uniform in case["teachers"] for case in cases):
+    if "uniform" in suite and uniform not in listed:
         raise UserError(f"{path}: uniform = {uniform!r} is not one of its teachers")
     variants = suite.get("variants", {})
     for name, table in variants.items():
