@@ -23,6 +23,8 @@ SMALL = ["--size", "24", "--width", "16", "--depth", "2", "--quiet"]
     (["fit", "camera", "--teacher", "magic"], "unknown teacher 'magic'"),
     (["fit", "camera", "--steps", "ten"], "argument --steps: invalid int value: 'ten'"),
     (["compare", "camera", "--teachers", "full,magic"], "unknown teacher 'magic'"),
+    (["fit", "camera", "--lr-schedule", "step"], "unknown lr schedule 'step'"),
+    (["compare", "camera", "--lr-schedule", "linear"], "unknown lr schedule 'linear'"),
     (["fit", "--resume", "nowhere"], "nowhere is not a run folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, message):

@@ -17,9 +17,11 @@ from pathlib import Path
 from nteach.attention.recipes import load_recipes
 from nteach.bench.attention import run_attention_suite
 from nteach.bench.compare import CompareConfig, run_compare
+from nteach.bench.report import RESULTS, write_report
 from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
 from nteach.inr.experiment import FitConfig, default_budget, run_fit
+from nteach.inr.fit import quality
 from nteach.runs import CONFIG
 from nteach.teaching.distributed import exit_code_of_launched, launched_rank
 
@@ -82,10 +84,9 @@ def command_fit(args: argparse.Namespace) -> int:
     if fit.ranks.is_main and not finished:
         print(f"stopped at step {fit.step}; continue with: nteach fit --resume {folder}", file=sys.stderr)
     elif fit.ranks.is_main:
-        quality = ", ".join(f"{name} {value:.3f}" for name, value in fit.history[-1].items()
-                            if name not in ("step", "seconds", "selected"))
+        measures = ", ".join(f"{name} {value:.3f}" for name, value in quality(fit.history[-1]).items())
         seconds = fit.clock.seconds
-        print(f"{config.teacher}: {fit.step} steps, {seconds:.1f} s training, {quality} -> {folder}")
+        print(f"{config.teacher}: {fit.step} steps, {seconds:.1f} s training, {measures} -> {folder}")
     return exit_code_of_launched(0 if finished else 130)
 
 
@@ -125,11 +126,23 @@ def command_bench(args: argparse.Namespace) -> int:
     kind = args.suite_kind
     path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
     out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
+    part = {"cases": parse_names(args.cases), "teachers": parse_names(args.teachers)} if kind == "inr" else {}
     BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet,
-                       seeds=parse_seeds(args.seeds))
+                       seeds=parse_seeds(args.seeds), **part)
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
     return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    write_report(Path(args.results), Path(args.out))
+    print(f"wrote {args.out} from the results files in {args.results}")
+    return 0
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """'a,b' -> ['a', 'b']; None: all."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -153,6 +166,9 @@ def add_suite_command(suites, name: str, help: str, quick: str) -> argparse.Argu
     size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
     size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
     command.add_argument("--seeds", help="comma-separated seeds, instead of the suite's own (e.g. 0,1,2)")
+    if name == "inr":
+        command.add_argument("--cases", help="comma-separated case names: run this part of the suite only")
+        command.add_argument("--teachers", help="comma-separated teachers: run these only")
     command.add_argument("--out", help=f"results folder (default runs/bench-{name}-SUITE)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
     command.set_defaults(handler=command_bench)
@@ -171,9 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=command_compare)
     bench = commands.add_parser("bench", help="benchmark suites: every teacher, several seeds")
     suites = bench.add_subparsers(dest="suite_kind", required=True, parser_class=Parser)
-    inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 10 minutes")
+    inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 15 minutes")
     attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
                                   "final validation metric", "about 12 minutes")
+    report = suites.add_parser("report", help="write docs/benchmarks.md from the committed results files")
+    report.add_argument("--results", default=str(RESULTS), help="folder of results files (default %(default)s)")
+    report.add_argument("--out", default=str(RESULTS.parents[1] / "docs" / "benchmarks.md"),
+                        help="the page to write (default %(default)s)")
+    report.set_defaults(handler=command_report)
     train = commands.add_parser("train", help="train an attention learner with a teacher")
     recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
     subcommands = [fit, compare, inr, attention]

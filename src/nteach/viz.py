@@ -9,16 +9,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+CLOCK_LABELS = {"seconds": "training time (s): steps + scoring, no evaluation",
+                "robust_seconds": "clock-robust training time (s): work done x unit costs"}
+
+
 def quality_vs_time(runs: dict[str, list[dict]], metric: str = "psnr",
-                    targets: tuple[float, ...] = (), title: str = ""):
+                    targets: tuple[float, ...] = (), title: str = "", clock: str = "seconds"):
     """One line per run: ``metric`` against training seconds (scoring included, evaluation excluded)."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for label, history in runs.items():
-        axis.plot([r["seconds"] for r in history], [r[metric] for r in history], label=label, lw=1.8)
+        axis.plot([r[clock] for r in history], [r[metric] for r in history], label=label, lw=1.8)
     for target in targets:
         axis.axhline(target, color="grey", lw=0.8, ls=":")
-    axis.set_xlabel("training time (s): steps + scoring, no evaluation")
-    axis.set_ylabel(f"{metric.upper()} (dB)" if metric == "psnr" else metric.upper())
+    axis.set_xlabel(CLOCK_LABELS[clock])
+    axis.set_ylabel(f"{metric.upper()} (dB)" if metric in ("psnr", "si_snr") else metric.upper())
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()

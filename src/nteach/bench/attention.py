@@ -24,16 +24,10 @@ from tqdm.auto import tqdm
 
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.vit import TEACHERS, parse_options
-from nteach.bench.compare import machine, time_to_target
-from nteach.bench.suite import (
-    _cell,
-    _mean_std,
-    ratio_cell,
-    read_suite_file,
-    rotated,
-    seed_ratios,
-    write_results,
-)
+from nteach.bench.compare import machine
+from nteach.bench.targets import time_to_target
+from nteach.bench.stats import cell, mean_std, ratio_cell, seed_ratios, write_results
+from nteach.bench.suite import read_suite_file, rotated
 from nteach.errors import UserError
 from nteach.runs import HISTORY, new_run_folder, save_figure, write_json
 from nteach.teaching import make_strategy
@@ -191,11 +185,11 @@ def summarize(runs: list[dict]) -> dict:
     reached = [r for r in runs if r["time_to_target"] is not None]
     with_ratio = [r for r in runs if r["ratio"] is not None]
     return {"seeds": len(runs), "reached": len(reached),
-            "train_seconds": _mean_std([r["train_seconds"] for r in runs]),
-            "final": _mean_std([r["final"] for r in runs]), "best": _mean_std([r["best"] for r in runs]),
-            "time_to_target": _mean_std([r["time_to_target"] for r in reached]),
-            "ratio": _mean_std([r["ratio"] for r in with_ratio]),
-            "saved_percent": _mean_std([r["saved_percent"] for r in with_ratio])}
+            "train_seconds": mean_std([r["train_seconds"] for r in runs]),
+            "final": mean_std([r["final"] for r in runs]), "best": mean_std([r["best"] for r in runs]),
+            "time_to_target": mean_std([r["time_to_target"] for r in reached]),
+            "ratio": mean_std([r["ratio"] for r in with_ratio]),
+            "saved_percent": mean_std([r["saved_percent"] for r in with_ratio])}
 
 
 def compare_case(case: Case, runs: dict[str, list[dict]]) -> dict:
@@ -216,12 +210,12 @@ def case_table(summaries: dict[str, dict], metric: str) -> str:
               "× full (time to target)", "time saved"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for teacher, summary in summaries.items():
-        time = _cell(summary["time_to_target"])
+        time = cell(summary["time_to_target"])
         if summary["reached"] < summary["seeds"]:
             time = f"{time} ({summary['reached']}/{summary['seeds']} reached)"
-        saved = _cell(summary["saved_percent"])
-        row = [teacher, _cell(summary["train_seconds"]), _cell(summary["final"], 4),
-               _cell(summary["best"], 4), time, _cell(summary["ratio"], 2),
+        saved = cell(summary["saved_percent"])
+        row = [teacher, cell(summary["train_seconds"]), cell(summary["final"], 4),
+               cell(summary["best"], 4), time, cell(summary["ratio"], 2),
                saved if saved == "–" else f"{saved} %"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

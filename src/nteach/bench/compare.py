@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from nteach.bench.targets import derive_targets, reference_quality, start_quality, time_to_target
 from nteach.errors import UserError
 from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
-from nteach.inr.fit import Fit
+from nteach.inr.fit import quality
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
-DEFAULT_TARGETS = {"psnr": "22,25,28", "iou": "0.8,0.9,0.95"}  # by the signal's metric
+REFERENCES = ("uniform", "full")  # whose end-of-budget quality sets the targets, the first one run
+
 
 @dataclass
 class CompareConfig(SignalModelConfig):
     """`nteach compare`: each teacher fits the same signal from the same initial network."""
 
-    teachers: str = field(default="full,uniform,nint,paced_sweep",
+    teachers: str = field(default="full,uniform,sweep,nint,paced_sweep",
                           metadata={"help": "comma-separated teachers"})
     targets: str | None = field(default=None, metadata={"help": (
-        "comma-separated targets of the signal's metric (default: 22,25,28 dB for PSNR, 0.8,0.9,0.95 "
-        "for IoU)")})
+        "comma-separated targets of the signal's metric (PSNR for images, SI-SNR for audio, IoU for "
+        "shapes); default: from the runs, uniform's (else full's) quality at the end of its budget and "
+        "3 and 1 dB (0.03 and 0.01 IoU) below it")})
     out: str | None = field(default=None, metadata={"help": "results folder (default runs/compare-IMAGE)"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing results folder"})
 
@@ -34,42 +38,43 @@ class CompareConfig(SignalModelConfig):
             raise UserError("give at least one teacher")
         return names
 
-    def target_values(self, metric: str = "psnr") -> list[float]:
-        text = self.targets if self.targets is not None else DEFAULT_TARGETS[metric]
+    def target_values(self) -> list[float] | None:
+        """The targets the user gave, sorted; None: derive them from the runs."""
+        if self.targets is None:
+            return None
         try:
-            return sorted(float(t) for t in text.split(",") if t.strip())
+            return sorted(float(t) for t in self.targets.split(",") if t.strip())
         except ValueError:
-            raise UserError(f"targets must be numbers separated by commas, got {text!r}") from None
+            raise UserError(f"targets must be numbers separated by commas, got {self.targets!r}") from None
 
 
-def time_to_target(history: list[dict], target: float, metric: str = "psnr",
-                   higher_is_better: bool = True, clock: str = "seconds") -> float | None:
-    """Training seconds at which ``target`` was first reached (None if never): linearly interpolated
-    between the evaluation that first reached it and the one before, so that a time is not rounded up
-    to the next evaluation (at 50 evaluations a run, that rounding alone moved ratios by up to 30 %).
-    ``clock="step"``: the same in training steps, which the machine's timing noise does not move."""
-    sign = 1.0 if higher_is_better else -1.0  # a loss reaches its target from above
-    for k, record in enumerate(history):
-        if sign * record[metric] >= sign * target:
-            if k == 0:
-                return record[clock]
-            before = history[k - 1]
-            share = (target - before[metric]) / (record[metric] - before[metric])
-            return before[clock] + share * (record[clock] - before[clock])
-    return None
-
-
-def run_result(fit: Fit, targets: list[float]) -> dict:
+def run_result(history: list[dict], steps: int, seconds: float, metric: str, targets: list[float]) -> dict:
     """What a finished run contributes to a comparison: times to targets, final and best quality."""
-    metric, last = fit.signal.metric, fit.history[-1]
     return {
-        "steps": fit.step, "train_seconds": fit.clock.seconds,
-        "final": {k: v for k, v in last.items() if k not in ("step", "seconds", "selected")},
-        "best": max(r[metric] for r in fit.history),
-        "time_to_target": {f"{t:g}": time_to_target(fit.history, t, metric) for t in targets},
-        "steps_to_target": {f"{t:g}": time_to_target(fit.history, t, metric, clock="step") for t in targets},
-        "history": fit.history,
+        "steps": steps, "train_seconds": seconds,
+        "final": quality(history[-1]),
+        "best": max(r[metric] for r in history),
+        "time_to_target": {f"{t:g}": time_to_target(history, t, metric) for t in targets},
+        "steps_to_target": {f"{t:g}": time_to_target(history, t, metric, clock="step") for t in targets},
+        "history": history,
     }
+
+
+def comparison_targets(given: list[float] | None, histories: dict[str, list[dict]], metric: str) -> list[float]:
+    """The user's targets less those some run met at step 0 (with a warning), or targets from the runs."""
+    start = start_quality(list(histories.values()), metric)
+    if given is None:
+        reference = next((t for t in REFERENCES if t in histories), next(iter(histories)))
+        targets = derive_targets(reference_quality([histories[reference]], metric), metric, start)
+    else:
+        targets = [t for t in given if t > start]
+        if len(targets) < len(given):
+            warnings.warn(f"targets met before training ({metric} {start:.3g} at step 0) dropped: "
+                          f"{', '.join(f'{t:g}' for t in given if t <= start)}", stacklevel=2)
+    if not targets:
+        warnings.warn(f"no target above the quality at step 0 ({metric} {start:.3g}): nothing to time; "
+                      "give --targets or a longer budget", stacklevel=2)
+    return targets
 
 
 def cpu_name() -> str:
@@ -101,7 +106,7 @@ def _ratio(value: float | None, reference: dict | None, key: str) -> str:
 def table(results: dict[str, dict], targets: list[float], metric: str = "psnr") -> str:
     """Markdown: time to each target and final quality, with ratios to `full` when it ran."""
     reference = results.get("full")
-    unit = " dB" if metric == "psnr" else ""
+    unit = " dB" if metric in ("psnr", "si_snr") else ""
     header = ["teacher", "steps"]
     for target in targets:
         header += [f"time to {target:g}{unit} (s)", "× full"]
@@ -115,7 +120,7 @@ def table(results: dict[str, dict], targets: list[float], metric: str = "psnr") 
                     _ratio(seconds, reference, f"{target:g}")]
         final = result["final"][metric]
         delta = f"{final - reference['final'][metric]:+.2f}" if reference else "–"
-        row += [f"{final:.2f}" if metric == "psnr" else f"{final:.3f}", delta]
+        row += [f"{final:.3f}" if metric == "iou" else f"{final:.2f}", delta]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -127,17 +132,19 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
     names = config.teacher_names()
     signal = load_signal(config)
     metric = signal.metric
-    targets = config.target_values(metric)
+    given = config.target_values()
     fits = {name: build_fit(config, name, {}, signal) for name in names}  # validates all before running
     folder = new_run_folder(Path(config.out or f"runs/compare-{signal.name}"), config.overwrite)
-    results, pictures = {}, {}
+    runs, pictures = {}, {}
     for name, fit in fits.items():
         if show_progress:
             print(f"== {name}")
         fit.run(show_progress=show_progress)
-        results[name] = run_result(fit, targets)
+        runs[name] = (fit.history, fit.step, fit.clock.seconds)
         pictures[name] = (signal.preview(fit.predictions()), fit.history[-1][metric])
         fits[name] = None  # free the network before the next teacher
+    targets = comparison_targets(given, {name: run[0] for name, run in runs.items()}, metric)
+    results = {name: run_result(*run, metric, targets) for name, run in runs.items()}
     markdown = table(results, targets, metric)
     write_json(folder / "results.json", {"machine": machine(), "config": asdict(config),
                                          "signal": {"name": signal.name, "points": len(signal),

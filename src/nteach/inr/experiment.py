@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from nteach.errors import UserError
-from nteach.inr.fit import Budget, Fit
+from nteach.inr.fit import Budget, Fit, quality
 from nteach.inr.models import LEARNING_RATES, make_model
 from nteach.inr.signals import Signal, load_image
 from nteach.runs import (
@@ -27,7 +27,8 @@ from nteach.teaching.distributed import process_group_from_env
 SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb", ".gltf")
-LOWER_IS_BETTER = ("chamfer",)  # quality measures whose best value is the smallest
+LOWER_IS_BETTER = ("chamfer",)
+AUDIO_SAMPLE_RATE, AUDIO_CLIP_SECONDS = 8000, 2.0  # audio's defaults, sized for a CPU like 128 px images  # quality measures whose best value is the smallest
 
 
 def _opt(help: str, **extra) -> dict:
@@ -48,9 +49,10 @@ class SignalModelConfig:
         "image: resize so the longer side has this many pixels (0 keeps the original size)"))
     gray: bool = field(default=False, metadata=_opt("image: fit the gray version of the image"))
     sample_rate: int | None = field(default=None, metadata=_opt(
-        "audio: resample to this many samples per second (default: the file's rate)"))
+        "audio: resample to this many samples per second (default 8000, which with 2 s fits on a CPU as "
+        "128 px does for images; 0 keeps the file's rate)"))
     clip_seconds: float | None = field(default=None, metadata=_opt(
-        "audio: fit only the first this many seconds (default: all)"))
+        "audio: fit only the first this many seconds (default 2; 0: all of it)"))
     mono: bool = field(default=False, metadata=_opt("audio: average the channels into one"))
     resolution: int = field(default=32, metadata=_opt(
         "sdf/occupancy: points per side of the [-1, 1]^3 grid (32^3 + 10k surface points fit on a CPU; "
@@ -66,6 +68,9 @@ class SignalModelConfig:
         "else omega_0)"))
     lr: float | None = field(default=None, metadata=_opt(
         "Adam learning rate (default: the model's usual one)"))
+    lr_schedule: str = field(default="constant", metadata=_opt(
+        "learning-rate schedule over the budget (steps or seconds): constant, cosine (to 0) or "
+        "exponential (to 1 %)"))
     ratio: float = field(default=0.2, metadata=_opt("fraction of coordinates trained on per step, in (0, 1]"))
     schedule: str | None = field(default=None, metadata=_opt(
         "ratio schedule: constant, linear, step, cosine, reverse-cosine (default: the teacher's own)"))
@@ -125,8 +130,12 @@ def load_signal(config: SignalModelConfig) -> Signal:
     if kind == "image":
         return load_image(config.image, size=config.size or None, gray=config.gray)
     if kind == "audio":
-        return _signal_module(kind, "audio").load_audio(
-            config.image, sample_rate=config.sample_rate, seconds=config.clip_seconds, mono=config.mono)
+        audio = _signal_module(kind, "audio")
+        rate = AUDIO_SAMPLE_RATE if config.sample_rate is None else config.sample_rate
+        seconds = (audio.clip_length(config.image, AUDIO_CLIP_SECONDS) if config.clip_seconds is None
+                   else config.clip_seconds)
+        return audio.load_audio(config.image, sample_rate=rate or None, seconds=seconds or None,
+                                mono=config.mono)
     if kind in ("sdf", "occupancy"):
         return _signal_module(kind, "shapes").load_mesh(
             config.image, kind, resolution=config.resolution, surface_points=config.surface_points)
@@ -161,7 +170,7 @@ def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signa
     if lr <= 0:
         raise UserError(f"learning rate must be > 0, got {lr}")
     return Fit(signal, model, teacher, budget, lr=lr, eval_every=eval_every, chunk=config.chunk,
-               device=device or resolve_device(config.device))
+               device=device or resolve_device(config.device), lr_schedule=config.lr_schedule)
 
 
 def communication(fit: Fit) -> dict:
@@ -176,12 +185,12 @@ def communication(fit: Fit) -> dict:
 def summarize(fit: Fit, config: dict) -> dict:
     """Final and best quality, steps and training seconds of a run, with the config that made it."""
     metric, history = fit.signal.metric, fit.history
-    quality = [name for name in history[-1] if name not in ("step", "seconds", "selected")]
+    measures = list(quality(history[-1]))
     summary = {
         "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds, "metric": metric,
-        **{f"final_{name}": history[-1][name] for name in quality},
+        **{f"final_{name}": history[-1][name] for name in measures},
         **{f"best_{name}": (min if name in LOWER_IS_BETTER else max)(r[name] for r in history)
-           for name in quality},
+           for name in measures},
         "world_size": fit.ranks.size,
         "config": config,
     }

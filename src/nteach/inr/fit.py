@@ -24,12 +24,25 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from nteach.errors import UserError
+from nteach.inr.lr import check_lr_schedule, lr_factor
 from nteach.inr.signals import Signal
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
 from nteach.teaching.distributed import DistributedTeacher, Ranks, agree_on_progress, mean_over_ranks
 from nteach.timing import TrainClock
 
 EVALS_PER_RUN = 50
+
+
+def quality(record: dict) -> dict[str, float]:
+    """The quality measures of a history record, without its bookkeeping (step, seconds, work, ...)."""
+    return {k: v for k, v in record.items() if k not in ("step", "seconds", "selected", "work")}
+
+
+def new_work() -> dict[str, int]:
+    """What a run has done, counted: steps, examples trained on (forward and backward), examples
+    forwarded without grad by scoring passes, and examples in NTK products. Times unit costs from
+    nteach.bench.probe, these give a training time that the machine's clock cannot move."""
+    return {"steps": 0, "trained": 0, "forwarded": 0, "ntk": 0}
 
 
 class Diverged(UserError):
@@ -68,7 +81,8 @@ class Fit:
 
     def __init__(self, signal: Signal, model: nn.Module, teacher: Teacher, budget: Budget,
                  lr: float = 1e-4, eval_every: float | None = None, chunk: int = 65536,
-                 device: torch.device | str = "cpu", ranks: Ranks | None = None) -> None:
+                 device: torch.device | str = "cpu", ranks: Ranks | None = None,
+                 lr_schedule: str = "constant") -> None:
         self.device = torch.device(device)
         self.signal = signal
         self.model = model.to(self.device)
@@ -79,12 +93,14 @@ class Fit:
         self.budget = budget
         self.chunk = chunk
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.lr, self.lr_schedule = lr, check_lr_schedule(lr_schedule)
         self.clock = TrainClock(self.device)
         self.eval_every = eval_every or max(budget.total / EVALS_PER_RUN, 1 if budget.steps else 1e-3)
         self.step = 0
         self.next_eval = 0.0  # in budget units (steps or seconds)
         self.history: list[dict] = []
         self.counts = torch.zeros(len(signal), dtype=torch.int32, device=self.device)
+        self.work = new_work()
         self.last_selected = 0
         self.ranks = ranks or Ranks.current()
         self.global_teacher = DistributedTeacher(teacher, self.ranks)
@@ -103,6 +119,10 @@ class Fit:
         """A per-example score over this rank's shard of the signal (all of it in one process);
         a full pass, on the training clock."""
         coords, targets = self.coords[self.shard], self.targets[self.shard]
+        if name in ("residual", "squared_error"):
+            self.work["forwarded"] += len(coords)
+        elif name == "ntk":
+            self.work["ntk"] += len(coords)
         if name == "residual":
             return l1_residual(predict(self.model, coords, self.chunk), targets)
         if name == "squared_error":
@@ -112,7 +132,11 @@ class Fit:
         if name == "coordinates":  # (N, d): each example's x, for strategies that move in input space
             return coords
         # a signal's own scores (edges, Laplacian error) need the whole signal: computed whole, then cut
-        return self.signal.score(name, self.predictions).to(self.device)[self.shard]
+        return self.signal.score(name, self._counted_predictions).to(self.device)[self.shard]
+
+    def _counted_predictions(self) -> torch.Tensor:
+        self.work["forwarded"] += len(self.signal)
+        return self.predictions()
 
     def train_step(self) -> None:
         """Select, then one Adam step on this rank's share of the selected coordinates (all of them in
@@ -129,6 +153,7 @@ class Fit:
             predictions = self.learner(coords)
             errors = (predictions - targets).pow(2).flatten(1).mean(dim=1)
             loss = share.loss(errors)
+            self.work["trained"] += len(errors)
             for name, weight in self.teacher.extra_losses(self.step, progress).items():
                 loss = loss + weight * self.signal.extra_loss(name, predictions, indices)
             value = mean_over_ranks(loss, self.ranks)  # every rank must stop together, or the rest wait
@@ -136,6 +161,8 @@ class Fit:
                 raise Diverged(f"the loss became {value} at step {self.step}; lower the learning rate")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr * lr_factor(self.lr_schedule, progress)
             self.optimizer.step()
             input_grads = coords.grad if coords.requires_grad else None
             if input_grads is not None and share.world > 1:
@@ -148,6 +175,7 @@ class Fit:
             self.counts.index_add_(0, selected, torch.ones_like(selected, dtype=self.counts.dtype))
         self.last_selected = selection.size(len(self.signal))
         self.step += 1
+        self.work["steps"] += 1
 
     def predictions(self) -> torch.Tensor:
         return predict(self.model, self.coords, self.chunk)
@@ -155,7 +183,7 @@ class Fit:
     def evaluate(self) -> dict:
         """Quality over the whole signal, appended to the history (off the clock)."""
         record = {"step": self.step, "seconds": self.clock.seconds, "selected": self.last_selected,
-                  **self.signal.evaluate(self.predictions())}
+                  "work": dict(self.work), **self.signal.evaluate(self.predictions())}
         self.history.append(record)
         self.next_eval = self.budget.used(self.step, self.clock.seconds) + self.eval_every
         return record
@@ -218,6 +246,7 @@ class Fit:
             "history": self.history,
             "counts": self.counts.cpu(),
             "last_selected": self.last_selected,
+            "work": dict(self.work),
             "torch_rng": torch.get_rng_state(),
         }
         if self.device.type == "cuda":
@@ -234,6 +263,7 @@ class Fit:
         self.history = list(state["history"])
         self.counts = state["counts"].to(self.device)
         self.last_selected = state["last_selected"]
+        self.work = dict(state.get("work", new_work()))
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)

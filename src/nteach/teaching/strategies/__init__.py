@@ -13,6 +13,7 @@ from nteach.teaching.strategies import (  # noqa: F401  (registers them)
     paced_sweep,
     selective_backprop,
     soft_mining,
+    sweep,
     uniform,
     uniform_subset,
 )

@@ -1,0 +1,106 @@
+"""Results files: what a suite run measured, with where and from what it was measured.
+
+A suite may run in parts (some cases, seeds or teachers at a time); each part
+writes one file. The report merges the files of one suite file (the hash of its
+text) run by one version of the training code (the hash of the code that trains
+and times: the engine, the INR package, the suite runner and the probe), so
+that committing a results file, or changing the report, does not split a suite.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import nteach
+from nteach.bench.compare import machine
+from nteach.errors import UserError
+
+PACKAGE = Path(nteach.__file__).resolve().parent
+TRAINING_CODE = ("teaching", "inr", "bench/suite.py", "bench/probe.py", "timing.py")
+
+
+def _digest(paths: list[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def training_code_hash() -> str:
+    """A hash of the source files that decide what a suite measures."""
+    files = []
+    for part in TRAINING_CODE:
+        path = PACKAGE / part
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return _digest(files, PACKAGE)
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, when the package runs from one."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE, capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def provenance(suite_file: Path) -> dict:
+    """Where, when and from what a results file was measured."""
+    text = Path(suite_file).read_bytes()
+    return {"suite_file": Path(suite_file).name, "suite_hash": hashlib.sha256(text).hexdigest()[:12],
+            "code": training_code_hash(), "commit": git_commit(), "machine": machine(),
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def read_results(path: Path) -> dict:
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read results file {path}: {error}") from None
+    if results.get("format") != 2:
+        raise UserError(f"{path} is not a results file of this nteach (format 2)")
+    return results
+
+
+def merge(parts: list[dict]) -> dict:
+    """One suite's parts as one: each case's runs per teacher, seeds in order, costs per part."""
+    first = parts[0]
+    merged = {"suite": first["suite"], "provenance": [p["provenance"] for p in parts], "cases": {}}
+    for part in parts:
+        for name, case in part["cases"].items():
+            into = merged["cases"].setdefault(name, {**{k: v for k, v in case.items() if k != "runs"},
+                                                     "runs": {}, "costs": []})
+            into["costs"].append(case["costs"])
+            for teacher, runs in case["runs"].items():
+                into["runs"].setdefault(teacher, []).extend(runs)
+    for case in merged["cases"].values():
+        for teacher, runs in case["runs"].items():
+            seeds = [r["seed"] for r in runs]
+            if len(set(seeds)) < len(seeds):
+                raise UserError(f"suite {merged['suite']!r}: teacher {teacher!r} has seed "
+                                f"{max(seeds, key=seeds.count)} in two parts")
+            runs.sort(key=lambda r: r["seed"])
+    return merged
+
+
+def suites_in(folder: Path) -> list[dict]:
+    """The results files under ``folder`` merged per suite: for each suite name, the parts that share
+    the suite file and training code of its newest part."""
+    by_suite: dict[str, list[dict]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        results = read_results(path)
+        by_suite.setdefault(results["suite"], []).append(results)
+    merged = []
+    for name in sorted(by_suite):
+        parts = sorted(by_suite[name], key=lambda r: r["provenance"]["written"])
+        newest = parts[-1]["provenance"]
+        same = [p for p in parts if (p["provenance"]["suite_hash"], p["provenance"]["code"])
+                == (newest["suite_hash"], newest["code"])]
+        merged.append(merge(same))
+    return merged

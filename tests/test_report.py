@@ -1,0 +1,77 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from nteach.bench.report import RESULTS, write_report
+from nteach.bench.results import merge
+from nteach.bench.summary import best_peer, ratio_to, summarize_case
+from nteach.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_seed_paired_ratio_by_hand():
+    assert ratio_to([2.0, 3.0], [4.0, 3.0]) == {"ratio": pytest.approx(5 / 7), "reached": 2, "seeds": 2,
+                                                 "low": 0.5, "high": 1.0}
+    assert ratio_to([2.0, None], [4.0, 3.0]) == {"ratio": None, "reached": 1, "seeds": 2}
+
+
+def test_best_peer_is_fastest_on_average_over_shared_seeds_and_must_reach_every_time():
+    runs = {t: [{"seed": 0}, {"seed": 1}] for t in ("ours", "a", "b", "slow")}
+    times = {"ours": [2.0, 2.0], "a": [1.0, 5.0], "b": [2.5, 2.5], "slow": [9.0, None]}
+    assert best_peer(times, runs, "ours", ["a", "b", "slow"]) == "b"  # means: a 3.0, b 2.5
+    assert best_peer(times, runs, "ours", ["slow"]) is None
+
+
+def history(values, cost):
+    return [{"step": 10 * k, "seconds": 1.1 * cost * k, "robust_seconds": cost * k, "psnr": v}
+            for k, v in enumerate(values)]
+
+
+def case(runs):
+    return {"metric": "psnr", "reference": "uniform", "controls": ["twin"], "targets": None, "runs": {
+        t: [{"seed": s, "train_seconds": h[-1]["seconds"], "history": h} for s, h in enumerate(hs)]
+        for t, hs in runs.items()}}
+
+
+def test_a_case_summary_by_hand():
+    summary = summarize_case(case({
+        "uniform": [history([5, 20, 24, 26, 26], 1.0), history([5, 21, 25, 26.5, 26.5], 1.0)],
+        "twin": [history([5, 20, 24, 26, 26], 1.0), history([5, 21, 25, 26.5, 26.5], 1.0)],
+        "fast": [history([5, 24, 26, 27, 27], 1.0), history([5, 23, 26, 27, 27], 1.0)]}))
+    assert summary["q_ref"] == 26.0 and summary["targets"] == [23.0, 25.0, 26.0]
+    fast = summary["teachers"]["fast"]["targets"]["26"]["robust_seconds"]
+    # fast: 2 + 2 s; uniform: 3 s, and 2 + 1 / 1.5 s (26 is 2/3 of the way from 25 to 26.5)
+    assert fast["peer"] == "uniform" and fast["ratio"] == pytest.approx(4 / (3 + 2 + 2 / 3))
+    twin = summary["teachers"]["twin"]["targets"]["26"]["robust_seconds"]
+    assert twin["peer"] == "uniform" and twin["ratio"] == pytest.approx(1.0)  # a control: to the reference
+    uniform = summary["teachers"]["uniform"]["targets"]["26"]["robust_seconds"]
+    assert uniform["peer"] == "fast"  # never the control
+    assert summary["teachers"]["fast"]["raw_over_robust"] == pytest.approx(1.1)
+    assert summary["teachers"]["fast"]["quality_at"][2] == 27.0  # at 100 % of uniform's 4 robust s
+
+
+def test_parts_merge_per_case_and_teacher_and_refuse_a_seed_twice():
+    part = {"suite": "s", "provenance": {"code": "x"}, "cases": {"c": {"metric": "psnr", "costs": {"k": 1},
+            "runs": {"uniform": [{"seed": 0}]}}}}
+    other = {"suite": "s", "provenance": {"code": "x"}, "cases": {"c": {"metric": "psnr", "costs": {"k": 2},
+             "runs": {"uniform": [{"seed": 1}], "sweep": [{"seed": 1}]}}}}
+    merged = merge([other, part])
+    assert [r["seed"] for r in merged["cases"]["c"]["runs"]["uniform"]] == [0, 1]
+    assert merged["cases"]["c"]["costs"] == [{"k": 2}, {"k": 1}] and len(merged["provenance"]) == 2
+    with pytest.raises(UserError, match="seed 0 in two parts"):
+        merge([part, part])
+
+
+def test_the_committed_page_is_what_the_report_generates():
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == write_report(RESULTS)
+
+
+def test_every_figure_the_readme_quotes_is_in_the_report():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## What the benchmarks say", 1)[1].split("\n## ", 1)[0]
+    figures = re.findall(r"\d+\.\d+", section)
+    assert figures, "the README quotes no figure from the report"
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert [f for f in figures if f not in page] == []
