@@ -25,12 +25,15 @@ def test_best_peer_is_fastest_on_average_over_shared_seeds_and_must_reach_every_
 
 
 def history(values, cost):
-    return [{"step": 10 * k, "seconds": 1.1 * cost * k, "robust_seconds": cost * k, "psnr": v}
-            for k, v in enumerate(values)]
+    return [{"step": 10 * k, "seconds": 1.1 * cost * k, "robust_seconds": cost * k, "psnr": v,
+             "work": {"steps": 10 * k, "trained": 0, "forwarded": 0, "ntk": 0}} for k, v in enumerate(values)]
 
 
 def case(runs):
-    return {"metric": "psnr", "reference": "uniform", "controls": ["twin"], "targets": None, "runs": {
+    costs = {"trained": 0.0, "forwarded": 0.0, "ntk": 0.0, "step": {t: 0.1 for t in runs},
+             "measured_step": {t: 0.1 if t != "fast" else 0.13 for t in runs}}
+    return {"metric": "psnr", "reference": "uniform", "controls": ["twin"], "targets": None, "costs": [costs],
+            "runs": {
         t: [{"seed": s, "train_seconds": h[-1]["seconds"], "history": h} for s, h in enumerate(hs)]
         for t, hs in runs.items()}}
 
@@ -49,6 +52,8 @@ def test_a_case_summary_by_hand():
     uniform = summary["teachers"]["uniform"]["targets"]["26"]["robust_seconds"]
     assert uniform["peer"] == "fast"  # never the control
     assert summary["teachers"]["fast"]["raw_over_robust"] == pytest.approx(1.1)
+    assert summary["teachers"]["fast"]["probe_over_robust"] == pytest.approx(1.3)  # the probe timed 0.13
+    assert summary["teachers"]["uniform"]["probe_over_robust"] == pytest.approx(1.0)
     assert summary["teachers"]["fast"]["quality_at"][2] == 27.0  # at 100 % of uniform's 4 robust s
 
 

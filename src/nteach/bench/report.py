@@ -15,8 +15,8 @@ from nteach.runs import write_text
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 UNITS = {"psnr": "dB", "si_snr": "dB SI-SNR", "iou": "IoU"}
 HEADLINE = "heldout"  # the suite whose inputs chose no default
-NOISE_LIMIT = 0.03
-PRICING_LIMIT = 0.1  # a teacher whose probed real steps cost this much more or less than priced is flagged  # the clock-robust time of uniform's identical twin must be within 3 % of uniform's
+NOISE_LIMIT = 0.03  # the robust time of the reference's identical twin must be within 3 % of its own
+PRICING_LIMIT = 0.1  # a teacher whose probed real steps cost this much more or less than priced is flagged
 
 INTRO = """# Benchmarks
 

@@ -27,8 +27,8 @@ from nteach.teaching.distributed import process_group_from_env
 SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb", ".gltf")
-LOWER_IS_BETTER = ("chamfer",)
-AUDIO_SAMPLE_RATE, AUDIO_CLIP_SECONDS = 8000, 2.0  # audio's defaults, sized for a CPU like 128 px images  # quality measures whose best value is the smallest
+LOWER_IS_BETTER = ("chamfer",)  # quality measures whose best value is the smallest
+AUDIO_SAMPLE_RATE, AUDIO_CLIP_SECONDS = 8000, 2.0  # audio's defaults, sized for a CPU like 128 px images
 
 
 def _opt(help: str, **extra) -> dict:

@@ -2,7 +2,7 @@
 
 Progress is ``step / total``. ``step`` and ``total`` may be counted in
 iterations or, for a wall-clock budget, in seconds: the formulas only see
-their quotient (ALGORITHMS.md, "Common frame").
+their quotient.
 """
 
 from __future__ import annotations

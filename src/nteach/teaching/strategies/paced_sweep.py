@@ -15,7 +15,7 @@ and its copies sit evenly spaced through the round, at a random phase. The
 first round is a plain shuffle (nothing is cached yet), so every example
 is seen once before any is favoured.
 
-Three ingredients, each measured on and off (docs/benchmarks.md):
+Three ingredients, each measured on and off (docs/experiments.md):
 - rounds instead of a fresh random subset per step: every example comes back
   within about a round (random reshuffling), which alone beats uniform per step;
 - the pace from the cached loss (``temperature`` 0 turns it off): hard
@@ -29,7 +29,7 @@ focus is what helps) and are off by default.
 Building a round costs a few passes over N values and one argsort, once per
 N / budget steps; between rounds a step costs a slice and a scatter. Inside a
 fit that is about 0.2 ms a step more than uniform's fresh permutation at 4k
-examples and the same at 16k (docs/benchmarks.md).
+examples and the same at 16k (docs/experiments.md).
 """
 
 from __future__ import annotations
