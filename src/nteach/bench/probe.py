@@ -4,10 +4,10 @@ Steps to a target are deterministic for a seed; seconds are not (on a shared
 machine, uniform against an identical twin of itself measured up to 1.24x). So
 every fit counts its work (nteach.inr.fit.new_work: steps, examples trained on,
 examples forwarded without grad, examples in NTK products), and before a case's
-runs one process measures what each unit costs, all measurements alternated
-in a shuffled order, warmed up and repeated; each is read as its share of the repetition it ran in
-(the median share, times the median repetition), so that a slow stretch of the
-shared machine, which slows the whole repetition, cancels:
+runs one process measures what each unit costs, all measurements alternated in
+a shuffled order, warmed up and repeated; each is read as its share of the
+repetition it ran in (the median share, times the median repetition), so that a
+slow stretch of the shared machine, which slows the whole repetition, cancels:
 
 - a bare training step (forward, backward, Adam) on ``ratio * N`` and on all N
   examples: the slope is the cost of one more example trained on;
@@ -23,7 +23,8 @@ A run's clock-robust time is then ``steps * (loop + its teacher's cost) + the wo
 it counted * unit costs``: it moves with the machine's speed as a whole, never
 with one run's luck. What it does not price: a teacher's in-step work beyond
 selection, feedback and the counted passes (Soft Mining's input gradients, EVOS's
-Laplacian loss term); the report's "raw / robust" column shows where that matters.
+Laplacian loss term); the report's "probe / robust" column (what the probe timed a
+teacher's real steps to cost, over what this model charges) shows where that matters.
 """
 
 from __future__ import annotations
