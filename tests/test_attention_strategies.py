@@ -44,16 +44,17 @@ def test_attent_simple_keeps_the_top_ratio_by_recorded_loss_after_the_first_epoc
 
 
 def test_attent_complex_ratio_and_interval_per_cycle_follow_the_formulas():
-    s = AtteNTComplex()
+    s = AtteNTComplex(cycles=10, k0=5, k_max=10)
     assert [s.ratio(c, 10) for c in range(10)] == pytest.approx([0.2 + 0.6 * c / 9 for c in range(10)])
     cosine = AtteNTComplex(ratio_schedule="cosine")
     assert [cosine.ratio(c, 10) for c in range(10)] == pytest.approx(
         [0.2 + 0.6 * 0.5 * (1 - math.cos(math.pi * c / 9)) for c in range(10)])
-    assert [s.subset_epochs(c, 10) for c in range(10)] == [5, 5, 6, 6, 7, 7, 8, 8, 9, 10]
-    assert [AtteNTComplex(interval_schedule="fixed").subset_epochs(c, 10) for c in range(10)] == [5] * 10
+    assert [s.subset_epochs(c, 121) for c in range(10)] == [5, 5, 6, 6, 7, 7, 8, 8, 9, 10]
+    fixed = AtteNTComplex(cycles=10, k0=5, k_max=10, interval_schedule="fixed")
+    assert [fixed.subset_epochs(c, 121) for c in range(10)] == [5] * 10
     # 1 warm-up epoch + 10 cycles of 12 epochs: k_c subset epochs at r_c, then full ones
-    expected = [1.0] + [r for c in range(10) for r in [s.ratio(c, 10)] * s.subset_epochs(c, 10)
-                        + [1.0] * (12 - s.subset_epochs(c, 10))]
+    expected = [1.0] + [r for c in range(10) for r in [s.ratio(c, 10)] * s.subset_epochs(c, 121)
+                        + [1.0] * (12 - s.subset_epochs(c, 121))]
     assert s.plan(121) == pytest.approx(expected)
     assert s.plan(10) == pytest.approx([1.0] + [0.2 + 0.6 * c / 8 for c in range(9)])  # short: 9 cycles of 1
     assert s.plan(1) == [1.0]
@@ -70,7 +71,8 @@ def test_attent_complex_through_the_teacher(selection, scorings):
         return torch.rand(pool, generator=scores_g)
 
     scores_g = generator(2)
-    teacher = Teacher("attent_complex", pool, total_steps=121, seed=5, selection=selection)
+    teacher = Teacher("attent_complex", pool, total_steps=121, seed=5, selection=selection, cycles=10, k0=5,
+                      k_max=10)
     plan = teacher.strategy.plan(121)
     for epoch in range(121):
         chosen = teacher.select(epoch, epoch / 121, score).indices
@@ -110,7 +112,7 @@ def test_soft_selection_through_the_teacher_is_reproducible_under_its_seed():
     loss = torch.rand(300, generator=generator(9))
 
     def picks(seed):
-        teacher = Teacher("attent_complex", 300, total_steps=6, seed=seed)
+        teacher = Teacher("attent_complex", 300, total_steps=6, seed=seed, cycles=5)  # subsets only
         return [teacher.select(e, e / 6, lambda name: loss).indices for e in range(1, 6)]
 
     assert all(torch.equal(a, b) for a, b in zip(picks(1), picks(1)))
@@ -121,6 +123,20 @@ def test_uniform_subset_follows_the_same_plan_without_scoring():
     teacher = Teacher("uniform_subset", 200, total_steps=10, seed=1)
     sizes = [teacher.select(e, e / 10, None).size(200) for e in range(10)]
     assert sizes == [round(r * 200) for r in AtteNTComplex().plan(10)]
+    assert sizes == [200, 40, 200, 200, 200, 160, 200, 200, 200, 200]  # scaled: cycles of 4 and 5 epochs
+
+
+def test_attent_complex_scales_the_papers_cycles_to_the_run():
+    s = AtteNTComplex()
+    assert (s.cycle_count(801), s.intervals(801)) == (10, (5, 10))  # the paper's own 800 epochs
+    assert [s.subset_epochs(c, 801) for c in range(10)] == [5, 5, 6, 6, 7, 7, 8, 8, 9, 10]
+    assert (s.cycle_count(41), s.intervals(41)) == (10, (1, 1))  # 40 epochs: cycles of 4, one subset epoch
+    assert (s.cycle_count(40), s.intervals(40)) == (9, (1, 1))  # 39 after the warm-up: 9 cycles of 4.3
+    assert (s.cycle_count(161), s.intervals(161)) == (10, (1, 2))  # cycles of 16: k from 1 to 2
+    assert (s.cycle_count(3), s.intervals(3)) == (1, (1, 1))
+    plan = s.plan(41)
+    assert plan == pytest.approx([1.0] + [v for c in range(10) for v in [0.2 + 0.6 * c / 9, 1.0, 1.0, 1.0]])
+    assert AtteNTComplex(cycles=3).cycle_count(41) == 3 and AtteNTComplex(k0=2).intervals(41) == (2, 2)
 
 
 def infobatch_teacher(losses: torch.Tensor, epochs: int = 8, **options) -> Teacher:

@@ -1,15 +1,13 @@
 import json
 import math
 import random
+import statistics
 
 import pytest
 
-from nteach.bench.attention import (
-    load_attention_suite,
-    run_attention_suite,
-    summarize,
-    versus_full,
-)
+from nteach.bench.attention import load_attention_suite, run_attention_suite
+from nteach.bench.attention_probe import loop_cost, robust_seconds
+from nteach.bench.attention_report import summarize_case
 from nteach.bench.suite import suite_path
 from nteach.cli import main
 from nteach.errors import UserError
@@ -19,7 +17,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = """
 name = "tiny"
 teachers = ["full", "attent_simple", "uniform_subset", "paced_sweep"]
-challenger = "paced_sweep"
 seeds = [0]
 
 [[case]]
@@ -66,73 +63,100 @@ def test_tiny_suite_writes_every_run(tmp_path, suite_file, capsys):
     out = tmp_path / "out"
     assert main(["bench", "attention", "--suite", str(suite_file), "--out", str(out), "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(results["cases"]) == {"vit-digits", "lm-tiny"} and results["machine"]["cores"] >= 1
+    assert results["format"] == 2 and results["kind"] == "attention" and results["suite"] == "tiny"
+    provenance = results["provenance"]
+    assert provenance["suite_file"] == "tiny.toml" and provenance["machine"]["cores"] >= 1
+    assert set(results["cases"]) == {"vit-digits", "lm-tiny"}
     for name, teachers in (("vit-digits", {"full", "attent_simple", "uniform_subset", "paced_sweep"}),
                            ("lm-tiny", {"full", "attent_simple"})):
         case = results["cases"][name]
-        assert set(case["runs"]) == teachers == set(case["summary"])
+        costs = case["costs"]
+        assert costs["unit"] == ("example" if name == "vit-digits" else "token")
+        assert costs["trained"] > 0 and costs["forwarded"] > 0 and costs["loop"] >= 0
+        assert set(case["runs"]) == teachers
         for runs in case["runs"].values():
             (run,) = runs
-            assert run["seed"] == 0 and (out / run["folder"] / "history.jsonl").is_file()
-            assert math.isfinite(run["train_seconds"]) and run["train_seconds"] > 0
-            assert math.isfinite(run["final"]) and run["history"][-1][case["metric"]] == run["final"]
-        full = case["runs"]["full"][0]
-        assert full["ratio"] == 1.0 and full["time_to_target"] <= full["train_seconds"]
-    assert results["cases"]["lm-tiny"]["metric"] == "val_loss"
-    runs = results["cases"]["vit-digits"]["runs"]
-    theirs = [runs[t][0]["time_to_target"] for t in ("full", "attent_simple", "uniform_subset")]
-    mine, theirs = runs["paced_sweep"][0]["time_to_target"], [t for t in theirs if t is not None]
-    (entry,) = results["challenger"]["cases"]["vit-digits"]
-    assert entry["ratio"] == (float("inf") if mine is None else pytest.approx(mine / min(theirs)))
-    assert "lm-tiny" not in results["challenger"]["cases"]  # paced_sweep did not run there
-    assert "`paced_sweep` against the fastest other teacher" in (out / "results.md").read_text()
+            assert run["seed"] == 0 and math.isfinite(run["train_seconds"]) and run["train_seconds"] > 0
+            last = run["history"][-1]
+            assert last["robust_seconds"] == pytest.approx(robust_seconds(last["work"], costs))
+            assert last["work"]["trained"] == run["examples"] and last["work"]["steps"] == last["steps"]
+        assert case["runs"]["full"][0]["history"][-1]["work"]["forwarded"] == 0  # full scores nothing
+    vit = results["cases"]["vit-digits"]["runs"]
+    epochs, pool = 3, vit["full"][0]["examples"] // 3
+    assert vit["full"][0]["examples"] == epochs * pool  # every epoch the whole pool
+    assert vit["attent_simple"][0]["examples"] == pool + 2 * round(0.7 * pool)  # then the hardest 70 %
     markdown = (out / "results.md").read_text()
-    assert "## vit-digits" in markdown and "| attent_simple |" in markdown and "tolerance 0.02" in markdown
+    assert "### vit-digits" in markdown and "| attent_simple |" in markdown and "plus 0.05" in markdown
     assert (out / "vit-digits.png").stat().st_size > 1000 and (out / "lm-tiny.png").is_file()
     assert "results, tables and plots" in capsys.readouterr().out
 
 
-def history(*points):
-    return [{"seconds": seconds, "val_accuracy": value, "val_loss": value} for seconds, value in points]
+def test_a_part_runs_only_its_cases_and_teachers(tmp_path, suite_file):
+    results = run_attention_suite(suite_file, tmp_path / "out", show_progress=False, cases=["vit-digits"],
+                                  teachers=["full", "uniform_subset"])
+    assert list(results["cases"]) == ["vit-digits"]
+    assert set(results["cases"]["vit-digits"]["runs"]) == {"full", "uniform_subset"}
+    with pytest.raises(UserError, match="no case 'nope'"):
+        run_attention_suite(suite_file, tmp_path / "other", cases=["nope"])
 
 
-def test_time_to_full_accuracy_within_tolerance():
-    full = history((0, 0.1), (10, 0.80), (20, 0.85), (30, 0.90))
-    faster = history((0, 0.1), (6, 0.86), (12, 0.898), (18, 0.899))
-    result = versus_full(faster, full, "val_accuracy", 0.003)
-    assert result["target"] == pytest.approx(0.897)
-    # interpolated between the evaluations around the crossing: 6 + 6 * 0.037 / 0.038, 20 + 10 * 0.047 / 0.05
-    assert result["time_to_target"] == pytest.approx(6 + 6 * 37 / 38)
-    assert result["full_time_to_target"] == pytest.approx(29.4)
-    assert result["ratio"] == pytest.approx((6 + 6 * 37 / 38) / 29.4)
-    assert result["saved_percent"] == pytest.approx(100 * (1 - (6 + 6 * 37 / 38) / 29.4))
-    never = versus_full(history((0, 0.1), (5, 0.5)), full, "val_accuracy", 0.003)
-    assert never["time_to_target"] is None and never["ratio"] is None and never["saved_percent"] is None
-    assert versus_full(full, full, "val_accuracy", 0.0)["ratio"] == 1.0
+def record(seconds, value, steps=0, trained=0):
+    return {"seconds": seconds, "robust_seconds": seconds / 2, "val_accuracy": value,
+            "work": {"steps": steps, "trained": trained, "forwarded": 0}}
 
 
-def test_time_to_full_loss_goes_down_to_it():
-    full = history((0, 4.0), (10, 2.0), (20, 1.50))
-    slower = history((0, 4.0), (10, 1.56), (20, 1.52), (30, 1.40))
-    result = versus_full(slower, full, "val_loss", 0.01)
-    assert result["target"] == pytest.approx(1.51)
-    # a loss crosses from above: 20 + 10 * (1.51 - 1.52) / (1.40 - 1.52); full 10 + 10 * 0.49 / 0.5
-    assert result["time_to_target"] == pytest.approx(20 + 10 / 12)
-    assert result["full_time_to_target"] == pytest.approx(19.8)
-    assert result["ratio"] == pytest.approx((20 + 10 / 12) / 19.8)
-    reached_at_start = versus_full(full, history((0, 0.9), (5, 0.905)), "val_loss", 0.01)
-    assert reached_at_start["full_time_to_target"] == 0 and reached_at_start["ratio"] is None
+def run(seed, examples, *points):
+    return {"seed": seed, "examples": examples, "train_seconds": points[-1][0],
+            "history": [record(*p) for p in points]}
 
 
-def test_summary_over_seeds_counts_what_was_reached():
-    runs = [{"train_seconds": 10.0, "final": 0.8, "best": 0.8, "time_to_target": 4.0, "ratio": 0.5,
-             "saved_percent": 50.0},
-            {"train_seconds": 12.0, "final": 0.9, "best": 0.9, "time_to_target": None, "ratio": None,
-             "saved_percent": None}]
-    summary = summarize(runs)
-    assert summary["seeds"] == 2 and summary["reached"] == 1
-    assert summary["train_seconds"] == (11.0, pytest.approx(math.sqrt(2)))
-    assert summary["time_to_target"] == (4.0, 0.0) and summary["saved_percent"] == (50.0, 0.0)
+def test_times_to_full_within_tolerance_over_full_and_the_best_peer():
+    case = {"metric": "val_accuracy", "tolerance": 0.003, "runs": {
+        "full": [run(0, 300, (0, 0.1), (10, 0.80), (20, 0.85), (30, 0.90)),
+                 run(1, 300, (0, 0.1), (10, 0.8), (20, 0.903))],
+        "fast": [run(0, 200, (0, 0.1), (6, 0.86), (12, 0.898), (18, 0.899)),
+                 run(1, 200, (0, 0.1), (5, 0.9))],
+        "never": [run(0, 100, (0, 0.1), (5, 0.5)), run(1, 100, (0, 0.1), (5, 0.5))]}}
+    summary = summarize_case(case)
+    assert summary["targets"] == {0: pytest.approx(0.897), 1: pytest.approx(0.9)}
+    # interpolated between evaluations: 6 + 6 * 0.037 / 0.038 and 20 + 10 * 0.047 / 0.05 on seed 0;
+    # 0 + 5 * 0.8 / 0.8 and 10 + 10 * 0.1 / 0.103 on seed 1
+    fast_s0, full_s0, fast_s1, full_s1 = 6 + 6 * 37 / 38, 29.4, 5.0, 10 + 10 * 0.1 / 0.103
+    fast = summary["teachers"]["fast"]
+    assert fast["seconds"]["full"]["ratio"] == pytest.approx((fast_s0 + fast_s1) / (full_s0 + full_s1))
+    assert fast["seconds"]["full"]["low"] == pytest.approx(fast_s1 / full_s1)
+    assert fast["robust_seconds"]["full"]["ratio"] == pytest.approx(fast["seconds"]["full"]["ratio"])
+    assert fast["peer"] == "full" and fast["examples"] == pytest.approx(2 / 3)
+    assert summary["teachers"]["full"]["peer"] == "fast"
+    never = summary["teachers"]["never"]
+    assert never["reached"] == 0 and never["seconds"]["full"]["ratio"] is None
+    assert summary["gain"] == pytest.approx(statistics.median([0.05, 0.103]))
+
+
+def test_loss_targets_come_from_above():
+    history = [{"seconds": s, "robust_seconds": s, "val_loss": v, "work": {}}
+               for s, v in ((0, 4.0), (10, 2.0), (20, 1.5))]
+    slower = [{"seconds": s, "robust_seconds": s, "val_loss": v, "work": {}}
+              for s, v in ((0, 4.0), (10, 1.56), (20, 1.52), (30, 1.40))]
+    case = {"metric": "val_loss", "tolerance": 0.01, "runs": {
+        "full": [{"seed": 0, "examples": 1, "history": history}],
+        "slow": [{"seed": 0, "examples": 1, "history": slower}]}}
+    summary = summarize_case(case)
+    assert summary["targets"][0] == pytest.approx(1.51) and summary["gain"] == pytest.approx(0.25)
+    # 20 + 10 * (1.51 - 1.52) / (1.40 - 1.52) against full's 10 + 10 * 0.49 / 0.5
+    assert summary["teachers"]["slow"]["seconds"]["full"]["ratio"] == pytest.approx((20 + 10 / 12) / 19.8)
+
+
+def test_robust_seconds_price_the_counted_work_and_the_loop():
+    costs = {"unit": "token", "trained": 2e-3, "forwarded": 5e-4, "loop": 0.1}
+    work = {"steps": 10, "trained": 80, "forwarded": 40, "trained_tokens": 1000, "forwarded_tokens": 400}
+    assert robust_seconds(work, costs) == pytest.approx(10 * 0.1 + 1000 * 2e-3 + 400 * 5e-4)
+    images = {**costs, "unit": "example"}
+    assert robust_seconds(work, images) == pytest.approx(10 * 0.1 + 80 * 2e-3 + 40 * 5e-4)
+    runs = [{"train_seconds": 4.0, "history": [{"work": {**work, "steps": 10}}]},  # (4 - 2.2) / 10
+            {"train_seconds": 5.2, "history": [{"work": {**work, "steps": 10}}]},  # 0.3
+            {"train_seconds": 2.2, "history": [{"work": {**work, "steps": 10}}]}]  # 0
+    assert loop_cost(runs, costs) == pytest.approx(0.18)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -164,6 +188,12 @@ def test_missing_suite_file(tmp_path, capsys):
 
 
 def test_bundled_suites_parse():
-    for name in ("quick", "full"):
+    for name in ("quick", "full", "dev", "heldout", "device"):
         suite = load_attention_suite(suite_path(name, "attention"))
         assert "full" in suite["teachers"] and {case.recipe for case in suite["cases"]} >= {"vit", "lm"}
+    for name in ("dev", "heldout"):  # the three regimes, every dataset teacher, three seeds
+        suite = load_attention_suite(suite_path(name, "attention"))
+        assert [case.recipe for case in suite["cases"]] == ["lm", "vit", "encoder"]
+        assert len(suite["seeds"]) >= 3
+        assert set(suite["teachers"]) == {"full", "uniform_subset", "attent_simple", "attent_complex",
+                                          "infobatch", "selective_backprop", "paced_sweep"}

@@ -128,7 +128,8 @@ def test_bundled_suites_parse():
     for suite in (heldout, dev):
         assert {"uniform", "sweep", "paced_sweep", "nint"} <= set(suite["cases"][0]["teachers"])
         assert suite["controls"] == ["uniform_twin"] and suite["reference"] == "uniform"
-        assert {c["regime"] for c in suite["cases"]} >= {"capacity-limited", "high-fidelity", "audio", "shape"}
+        regimes = {c["regime"] for c in suite["cases"]}
+        assert regimes >= {"capacity-limited", "high-fidelity", "audio", "shape"}
         assert {c["config"].signal for c in suite["cases"]} >= {None, "audio", "sdf", "occupancy"}
         assert len({c["config"].model for c in suite["cases"]}) >= 2
     assert len(heldout["cases"]) >= 6
@@ -137,7 +138,8 @@ def test_bundled_suites_parse():
         return {c["config"].image for c in suite["cases"]}
     assert not inputs(heldout) & inputs(dev)  # held-out signals never tuned on
     noise = load_suite(suite_path("noise"))  # the control: uniform twice, under two names
-    assert noise["variants"] == {"uniform_twin": {"teacher": "uniform"}} and noise["controls"] == ["uniform_twin"]
+    assert noise["variants"] == {"uniform_twin": {"teacher": "uniform"}}
+    assert noise["controls"] == ["uniform_twin"]
     ratios = load_suite(suite_path("ratios"))  # the batch-size sweep: variants that set the ratio
     assert sorted(v["ratio"] for v in ratios["variants"].values()) == [0.05] * 4 + [0.1] * 4 + [0.4]
 

@@ -11,7 +11,8 @@ from nteach.teaching import Teacher
 
 @pytest.mark.parametrize("schedule,progress,expected", [
     ("constant", 0.0, 1.0), ("constant", 0.7, 1.0),
-    ("cosine", 0.0, 1.0), ("cosine", 0.5, 0.5), ("cosine", 0.25, 0.5 + 0.5 * math.sqrt(0.5)), ("cosine", 1.0, 0.0),
+    ("cosine", 0.0, 1.0), ("cosine", 0.5, 0.5), ("cosine", 0.25, 0.5 + 0.5 * math.sqrt(0.5)),
+    ("cosine", 1.0, 0.0),
     ("exponential", 0.0, 1.0), ("exponential", 0.5, 0.1), ("exponential", 1.0, 0.01),
     ("cosine", 1.5, 0.0),  # clipped to the budget's end
 ])

@@ -76,10 +76,8 @@ def tokenizer_folder(tmp_path):
     """A word-level BERT tokenizer over the test vocabulary, saved like a downloaded model's."""
     from transformers import BertTokenizerFast
 
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sum(WORDS.values(), []),
-                                *COMMON]) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab))
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sum(WORDS.values(), []), *COMMON]
+    return BertTokenizerFast(vocab={word: i for i, word in enumerate(words)})
 
 
 def test_lm_lora_on_a_local_model_folder(tmp_path, text_file):

@@ -126,9 +126,9 @@ def command_bench(args: argparse.Namespace) -> int:
     kind = args.suite_kind
     path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
     out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
-    part = {"cases": parse_names(args.cases), "teachers": parse_names(args.teachers)} if kind == "inr" else {}
     BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet,
-                       seeds=parse_seeds(args.seeds), **part)
+                       seeds=parse_seeds(args.seeds), cases=parse_names(args.cases),
+                       teachers=parse_names(args.teachers))
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
     return 0
@@ -166,9 +166,8 @@ def add_suite_command(suites, name: str, help: str, quick: str) -> argparse.Argu
     size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
     size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
     command.add_argument("--seeds", help="comma-separated seeds, instead of the suite's own (e.g. 0,1,2)")
-    if name == "inr":
-        command.add_argument("--cases", help="comma-separated case names: run this part of the suite only")
-        command.add_argument("--teachers", help="comma-separated teachers: run these only")
+    command.add_argument("--cases", help="comma-separated case names: run this part of the suite only")
+    command.add_argument("--teachers", help="comma-separated teachers: run these only")
     command.add_argument("--out", help=f"results folder (default runs/bench-{name}-SUITE)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
     command.set_defaults(handler=command_bench)
@@ -191,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
                                   "final validation metric", "about 12 minutes")
     report = suites.add_parser("report", help="write docs/benchmarks.md from the committed results files")
-    report.add_argument("--results", default=str(RESULTS), help="folder of results files (default %(default)s)")
+    report.add_argument("--results", default=str(RESULTS),
+                        help="folder of results files (default %(default)s)")
     report.add_argument("--out", default=str(RESULTS.parents[1] / "docs" / "benchmarks.md"),
                         help="the page to write (default %(default)s)")
     report.set_defaults(handler=command_report)

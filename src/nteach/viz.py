@@ -8,7 +8,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-
 CLOCK_LABELS = {"seconds": "training time (s): steps + scoring, no evaluation",
                 "robust_seconds": "clock-robust training time (s): work done x unit costs"}
 

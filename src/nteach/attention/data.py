@@ -143,6 +143,11 @@ def split(size: int, validation: int, generator: torch.Generator) -> tuple[torch
     return order[validation:], order[:validation]
 
 
+def accuracy_se(accuracy: float, count: int) -> float:
+    """The standard error of an accuracy measured on ``count`` examples: sqrt(p (1 - p) / n)."""
+    return (accuracy * (1.0 - accuracy) / count) ** 0.5
+
+
 def subset(count: int, limit: int | None, seed: int) -> torch.Tensor:
     """Sorted indices of a seeded random ``limit`` of ``count`` rows (all of them if no limit)."""
     if limit is None or limit >= count:

@@ -41,6 +41,7 @@ from transformers import Trainer, TrainerCallback, get_scheduler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from nteach.attention.data import IndexedDataset
+from nteach.attention.loop import new_work
 from nteach.attention.losses import causal_lm_losses, classification_losses
 from nteach.errors import UserError
 from nteach.teaching import Selection, Teacher
@@ -132,6 +133,7 @@ class _Rounds(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.trainer.steps += 1
+        self.trainer.work["steps"] += 1
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if self.trainer.end_round():
@@ -172,6 +174,7 @@ class TeachingTrainer(Trainer):
         self.round = self.steps = self.examples = 0  # round, optimizer steps into it, examples trained
         self.length = 1  # this round's optimizer steps
         self.round_examples, self.loss_sum = 0, 0.0  # examples trained this round and their summed losses
+        self.work = new_work()  # this process's, for clock-robust time (nteach.bench.attention_probe)
         self.clock = TrainClock(self.args.device)
         self.weights: torch.Tensor | None = None  # per dataset index; None: all ones
         self.round_sampler: RoundSampler | None = None
@@ -226,6 +229,7 @@ class TeachingTrainer(Trainer):
         data = Subset(self.train_dataset, range(len(self.train_dataset))[rows or slice(None)])
         for batch in DataLoader(data, self.args.eval_batch_size, collate_fn=self.data_collator):
             batch = {name: value.to(self.args.device) for name, value in batch.items() if name != "idx"}
+            self.count("forwarded", batch)
             labels = batch.pop("labels")
             loss, valid = self.example_losses(model(**batch).logits, labels)
             losses.append(torch.where(valid, loss.float(), float("-inf")).cpu())
@@ -286,12 +290,14 @@ class TeachingTrainer(Trainer):
             loss = (losses * valid).sum() / valid.sum().clamp_min(1)
             return (loss, outputs) if return_outputs else loss
         if self.teacher.filters_batches:  # Selective Backprop: a no-grad forward picks what to backprop
+            self.count("forwarded", inputs)
             with torch.no_grad():
                 losses, valid = self.example_losses(model(**inputs).logits, labels)
             self.observe(index, losses, valid)
             keep = self.global_teacher.filter_batch(torch.where(valid, losses, 0.0))
             inputs = {name: value[keep] for name, value in inputs.items()}
             labels, index = labels[keep], index[keep]
+        self.count("trained", inputs)
         outputs = model(**inputs)
         losses, valid = self.example_losses(outputs.logits, labels)
         if not self.teacher.filters_batches:
@@ -301,6 +307,13 @@ class TeachingTrainer(Trainer):
             weights = weights * self.weights[index].to(losses.dtype)
         loss = (weights * losses).sum() / valid.sum().clamp_min(1)
         return (loss, outputs) if return_outputs else loss
+
+    def count(self, kind: str, inputs: dict) -> None:
+        """Count a forward of ``inputs`` ("trained": with backward, "forwarded": without grad): examples,
+        and token positions (padding included: they cost compute too) when the inputs are token ids."""
+        ids = inputs.get("input_ids")
+        self.work[kind] += len(next(iter(inputs.values()))) if ids is None else len(ids)
+        self.work[f"{kind}_tokens"] += 0 if ids is None else ids.numel()
 
     def observe(self, index: torch.Tensor, losses: torch.Tensor, valid: torch.Tensor) -> None:
         """Report the batch's per-example losses (every rank's) to the teacher; skip unlabelled ones."""
@@ -313,7 +326,7 @@ class TeachingTrainer(Trainer):
     def teaching_state(self) -> dict:
         return {"teacher": self.teacher.state_dict(), "round": self.round, "steps": self.steps,
                 "examples": self.examples, "round_examples": self.round_examples, "loss_sum": self.loss_sum,
-                "seconds": self.clock.seconds, "unit": self.unit}
+                "seconds": self.clock.seconds, "unit": self.unit, "work": dict(self.work)}
 
     def load_teaching_state(self, state: dict) -> None:
         unit = state.get("unit", self.unit)
@@ -324,6 +337,7 @@ class TeachingTrainer(Trainer):
         self.round, self.steps, self.examples = state["round"], state["steps"], state["examples"]
         self.round_examples, self.loss_sum = state["round_examples"], state["loss_sum"]
         self.clock.seconds = state["seconds"]
+        self.work = dict(state.get("work", new_work()))
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         """``Trainer.train``; a checkpoint also restores the teacher and the position in the round."""

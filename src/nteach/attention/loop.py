@@ -115,6 +115,14 @@ class ShareBatches(Sampler[list[int]]):
             yield order[start:stop][self.ranks.rank::self.ranks.size]
 
 
+def new_work() -> dict[str, int]:
+    """What a run has done, counted: optimizer steps; examples trained on (forward and backward) and
+    examples forwarded without grad (scoring passes, Selective Backprop's filter), and, for text, their
+    token positions. Times unit costs from nteach.bench.attention_probe, these give a training time
+    that the machine's clock cannot move."""
+    return {"steps": 0, "trained": 0, "forwarded": 0, "trained_tokens": 0, "forwarded_tokens": 0}
+
+
 def _no_scores(name: str) -> torch.Tensor:
     raise UserError(f"the teacher asks for the score {name!r}: pass a score function to start_epoch")
 

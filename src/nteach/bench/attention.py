@@ -9,7 +9,11 @@ teacher hyperparameters for every teacher, or a table of them by teacher.
 The standard run of a case is teacher ``full`` with the same seed. The
 target every run of that seed is timed to is full's final validation
 metric, less the tolerance for an accuracy, plus it for a loss. Times are
-the recipes' training seconds: steps and every scoring pass, no evaluation.
+the recipes' training seconds (steps and every scoring pass, no
+evaluation) and clock-robust seconds (nteach.bench.attention_probe), whose
+unit costs a probe measures before a case's runs. A suite may run in parts
+(some cases, seeds or teachers); each part writes one results file, and
+`nteach bench report` merges them (nteach.bench.results).
 """
 
 from __future__ import annotations
@@ -24,15 +28,14 @@ from tqdm.auto import tqdm
 
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.vit import TEACHERS, parse_options
-from nteach.bench.compare import machine
-from nteach.bench.targets import time_to_target
-from nteach.bench.stats import cell, mean_std, ratio_cell, seed_ratios, write_results
+from nteach.bench.attention_probe import case_kit, loop_cost, measure_units, robust_seconds
+from nteach.bench.results import merge, provenance
 from nteach.bench.suite import read_suite_file, rotated
 from nteach.errors import UserError
-from nteach.runs import HISTORY, new_run_folder, save_figure, write_json
+from nteach.runs import HISTORY, new_run_folder, write_json, write_text
 from nteach.teaching import make_strategy
 
-SUITE_KEYS = {"name", "teachers", "seeds", "challenger", "case"}
+SUITE_KEYS = {"name", "teachers", "seeds", "case"}
 CASE_KEYS = {"name", "recipe", "tolerance", "teachers"}
 PER_RUN = {"teacher", "seed", "out", "overwrite"}  # config fields the bench sets for each run
 DEFAULT_TEACHERS = ["full", *(t for t in TEACHERS if t != "full")]
@@ -130,11 +133,7 @@ def load_attention_suite(path: Path) -> dict:
     names = [case.name for case in cases]
     if len(set(names)) < len(names):
         raise UserError(f"{path}: two cases are named {next(n for n in names if names.count(n) > 1)!r}")
-    challenger = suite.get("challenger")
-    if challenger is not None and challenger not in teachers:
-        raise UserError(f"{path}: the challenger {challenger!r} is not one of its teachers")
-    return {"name": suite.get("name", path.stem), "teachers": teachers, "seeds": seeds, "cases": cases,
-            "challenger": challenger}
+    return {"name": suite.get("name", path.stem), "teachers": teachers, "seeds": seeds, "cases": cases}
 
 
 def check_case(case: Case, seed: int) -> None:
@@ -142,21 +141,6 @@ def check_case(case: Case, seed: int) -> None:
     for teacher in case.teachers:
         make_strategy(teacher, **parse_options(teacher, case.options_for(teacher)))
     load_recipes()[case.recipe].check(case.config("full", seed))
-
-
-def versus_full(history: list[dict], full_history: list[dict], metric: str, tolerance: float) -> dict:
-    """When a run reached full's final ``metric`` within ``tolerance``, and how that compares with full.
-
-    ratio = the run's time to the target / full's own time to it; None if the run never reached it
-    (or full reached it before training, at 0 s).
-    """
-    higher = higher_is_better(metric)
-    target = full_history[-1][metric] + (-tolerance if higher else tolerance)
-    seconds = time_to_target(history, target, metric, higher_is_better=higher)
-    full_seconds = time_to_target(full_history, target, metric, higher_is_better=higher)
-    ratio = seconds / full_seconds if seconds is not None and full_seconds else None
-    return {"target": target, "time_to_target": seconds, "full_time_to_target": full_seconds,
-            "ratio": ratio, "saved_percent": None if ratio is None else 100.0 * (1.0 - ratio)}
 
 
 def warm_up(case: Case, seed: int) -> None:
@@ -174,123 +158,71 @@ def run_one(case: Case, teacher: str, seed: int, folder: Path) -> dict:
     recipe = load_recipes()[case.recipe]
     summary, run_folder = recipe.run(case.config(teacher, seed, out), show_progress=False)
     history = [json.loads(line) for line in (run_folder / HISTORY).read_text().splitlines()]
-    best = max if higher_is_better(case.metric) else min
-    return {"seed": seed, "folder": str(out.relative_to(folder)), "train_seconds": summary["train_seconds"],
-            "final": history[-1][case.metric], "best": best(r[case.metric] for r in history),
-            "summary": {k: v for k, v in summary.items() if k != "config"}, "history": history}
+    return {"seed": seed, "train_seconds": summary["train_seconds"], "examples": summary["examples_trained"],
+            "history": history}
 
 
-def summarize(runs: list[dict]) -> dict:
-    """Mean and spread over seeds of one teacher's runs on one case (times to target: where reached)."""
-    reached = [r for r in runs if r["time_to_target"] is not None]
-    with_ratio = [r for r in runs if r["ratio"] is not None]
-    return {"seeds": len(runs), "reached": len(reached),
-            "train_seconds": mean_std([r["train_seconds"] for r in runs]),
-            "final": mean_std([r["final"] for r in runs]), "best": mean_std([r["best"] for r in runs]),
-            "time_to_target": mean_std([r["time_to_target"] for r in reached]),
-            "ratio": mean_std([r["ratio"] for r in with_ratio]),
-            "saved_percent": mean_std([r["saved_percent"] for r in with_ratio])}
+def select_part(suite: dict, cases: list[str] | None, teachers: list[str] | None) -> None:
+    """Keep only the named cases and teachers (a part of the suite); an unknown name is a UserError."""
+    if cases:
+        known = {case.name for case in suite["cases"]}
+        if set(cases) - known:
+            raise UserError(f"no case {sorted(set(cases) - known)[0]!r}; the suite has "
+                            f"{', '.join(sorted(known))}")
+        suite["cases"] = [case for case in suite["cases"] if case.name in cases]
+    if teachers:
+        suite["cases"] = [replace(case, teachers=[t for t in case.teachers if t in teachers])
+                          for case in suite["cases"]]
+        suite["cases"] = [case for case in suite["cases"] if case.teachers]
+        if not suite["cases"]:
+            raise UserError(f"none of the teachers {', '.join(teachers)} is in the selected cases")
 
 
-def compare_case(case: Case, runs: dict[str, list[dict]]) -> dict:
-    """Each run timed to its seed's target (from full's run), and each teacher summarised."""
-    full = {run["seed"]: run["history"] for run in runs["full"]}
-    for teacher_runs in runs.values():
-        for run in teacher_runs:
-            run.update(versus_full(run["history"], full[run["seed"]], case.metric, case.tolerance))
-    return {"recipe": case.recipe, "settings": case.settings, "options": case.options, "metric": case.metric,
-            "tolerance": case.tolerance, "targets": {str(r["seed"]): r["target"] for r in runs["full"]},
-            "summary": {teacher: summarize(teacher_runs) for teacher, teacher_runs in runs.items()},
-            "runs": runs}
-
-
-def case_table(summaries: dict[str, dict], metric: str) -> str:
-    """Markdown: per teacher, training time, final and best metric, time to target and versus full."""
-    header = ["teacher", "training s", f"final {metric}", f"best {metric}", "s to target",
-              "× full (time to target)", "time saved"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for teacher, summary in summaries.items():
-        time = cell(summary["time_to_target"])
-        if summary["reached"] < summary["seeds"]:
-            time = f"{time} ({summary['reached']}/{summary['seeds']} reached)"
-        saved = cell(summary["saved_percent"])
-        row = [teacher, cell(summary["train_seconds"]), cell(summary["final"], 4),
-               cell(summary["best"], 4), time, cell(summary["ratio"], 2),
-               saved if saved == "–" else f"{saved} %"]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def case_report(case: Case, result: dict) -> str:
-    options = case.options if isinstance(case.options, dict) else {"every teacher": case.options}
-    settings = ", ".join([f"{k}={v}" for k, v in case.settings.items()]
-                         + [f"options for {teacher}: {text}" for teacher, text in options.items() if text])
-    targets = ", ".join(f"{target:.4f} (seed {seed})" for seed, target in result["targets"].items())
-    direction = "less" if higher_is_better(case.metric) else "plus"
-    return (f"\n## {case.name}\n\nRecipe `{case.recipe}` ({settings or 'defaults'}). Target: `full`'s final "
-            f"{case.metric} with the same seed, {direction} the tolerance {case.tolerance:g}: {targets}.\n\n"
-            + case_table(result["summary"], case.metric))
-
-
-def challenger_report(challenger: str, cases: dict[str, dict]) -> tuple[dict, str]:
-    """Seed by seed, ``challenger``'s time to each case's target / the fastest other teacher's."""
-    lines = [f"\n## `{challenger}` against the fastest other teacher\n\n",
-             f"Seed by seed: `{challenger}`'s time to the target / the fastest other teacher's on that seed "
-             "(mean, min–max over seeds; a miss counts as inf). < 1: faster.\n\n",
-             "| case | × fastest other | fastest other |\n|---|---|---|\n"]
-    table = {}
-    for name, case in cases.items():
-        if challenger not in case["runs"]:
-            continue
-        times = {t: [r["time_to_target"] for r in runs] for t, runs in case["runs"].items()}
-        ratios = table[name] = seed_ratios(times, challenger, [t for t in times if t != challenger])
-        fastest = sorted({r["fastest"] for r in ratios if r["fastest"]})
-        lines.append(f"| {name} | {ratio_cell(ratios)} | {', '.join(fastest) or '–'} |\n")
-    return {"teacher": challenger, "cases": table}, "".join(lines)
-
-
-def plot_case(case: Case, result: dict, path: Path) -> None:
-    """The metric against training seconds, one line per teacher, first seed; its target dotted."""
-    from nteach.viz import quality_vs_time
-
-    first = {teacher: runs[0] for teacher, runs in result["runs"].items()}
-    figure = quality_vs_time({teacher: run["history"] for teacher, run in first.items()}, metric=case.metric,
-                             targets=(first["full"]["target"],),
-                             title=f"{case.name}, seed {first['full']['seed']}: target "
-                                   f"{first['full']['target']:.4g} (dotted)")
-    figure.axes[0].set_ylabel(case.metric.replace("_", " "))
-    save_figure(path, figure)
+def run_case(case: Case, seeds: list[int], folder: Path, show_progress: bool, written) -> dict:
+    """Warm-up, unit costs, then every teacher x seed (rotated); every history gets its robust seconds
+    once the loop's cost is known. ``written(result)`` is called after each run."""
+    warm_up(case, seeds[0])
+    config = case.config("full", seeds[0])
+    costs = measure_units(case_kit(case.recipe, config), config.batch_size)
+    result = {"recipe": case.recipe, "settings": case.settings, "options": case.options,
+              "metric": case.metric, "tolerance": case.tolerance, "costs": costs, "runs": {}}
+    jobs = [(teacher, seed) for k, seed in enumerate(seeds) for teacher in rotated(case.teachers, k)]
+    for teacher, seed in tqdm(jobs, disable=not show_progress, unit="run", desc=case.name):
+        result["runs"].setdefault(teacher, []).append(run_one(case, teacher, seed, folder))
+        written(result)
+    every_run = [run for runs in result["runs"].values() for run in runs]
+    costs["loop"] = loop_cost(every_run, costs)
+    for run in every_run:
+        for record in run["history"]:
+            record["robust_seconds"] = robust_seconds(record["work"], costs)
+    return result
 
 
 def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
-                        seeds: list[int] | None = None) -> dict:
-    """Run every case x seed x teacher; write results.json, results.md and one plot per case.
-    ``seeds`` replaces the suite's own."""
+                        seeds: list[int] | None = None, cases: list[str] | None = None,
+                        teachers: list[str] | None = None) -> dict:
+    """Run the suite (or the part given by ``cases``, ``seeds`` and ``teachers``): results.json as it
+    goes, then results.md and one plot per case."""
+    from nteach.bench.attention_report import attention_markdown, plot_case
+
     suite = load_attention_suite(path)
     suite["seeds"] = seeds or suite["seeds"]
+    select_part(suite, cases, teachers)
     for case in suite["cases"]:
         check_case(case, suite["seeds"][0])
     folder = new_run_folder(out, overwrite)
-    jobs = [(case, seed, teacher) for case in suite["cases"] for k, seed in enumerate(suite["seeds"])
-            for teacher in rotated(case.teachers, k)]
-    runs: dict[str, dict[str, list[dict]]] = {}
-    for case, seed, teacher in tqdm(jobs, disable=not show_progress, unit="run"):
-        if case.name not in runs:
-            warm_up(case, seed)
-        runs.setdefault(case.name, {}).setdefault(teacher, []).append(run_one(case, teacher, seed, folder))
-    results = {"machine": machine(), "suite": suite["name"], "seeds": suite["seeds"], "runs": runs}
-    write_json(folder / "results.json", results)  # the raw runs first: a report error must not lose them
-    described = ", ".join(f"{key} {value}" for key, value in results["machine"].items())
-    report = [f"# Attention suite `{suite['name']}`\n\n",
-              f"Machine: {described}. Times are training seconds (steps and every scoring pass, no "
-              f"evaluation), mean ± std over seeds {suite['seeds']}. × full = a teacher's time to the "
-              "target / full's own time to it, seed by seed; time saved = 1 - that.\n"]
-    results["cases"] = {}
+    results = {"format": 2, "kind": "attention", "suite": suite["name"], "provenance": provenance(path),
+               "seeds": suite["seeds"], "cases": {}}
+
+    def written(name: str):
+        def write(result: dict) -> None:
+            results["cases"][name] = result
+            write_json(folder / "results.json", results)  # as it goes: a cut-off part keeps its runs
+        return write
+
     for case in suite["cases"]:
-        result = results["cases"][case.name] = compare_case(case, runs[case.name])
-        report.append(case_report(case, result))
-        plot_case(case, result, folder / f"{case.name}.png")
-    if suite["challenger"]:
-        results["challenger"], text = challenger_report(suite["challenger"], results["cases"])
-        report.append(text)
-    return write_results(folder, results, report)
+        result = run_case(case, suite["seeds"], folder, show_progress, written(case.name))
+        written(case.name)(result)
+        plot_case(case.name, result, folder / f"{case.name}.png")
+    write_text(folder / "results.md", attention_markdown(merge([results])))
+    return results

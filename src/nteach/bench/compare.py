@@ -60,7 +60,8 @@ def run_result(history: list[dict], steps: int, seconds: float, metric: str, tar
     }
 
 
-def comparison_targets(given: list[float] | None, histories: dict[str, list[dict]], metric: str) -> list[float]:
+def comparison_targets(given: list[float] | None, histories: dict[str, list[dict]],
+                       metric: str) -> list[float]:
     """The user's targets less those some run met at step 0 (with a warning), or targets from the runs."""
     start = start_quality(list(histories.values()), metric)
     if given is None:

@@ -105,6 +105,28 @@ def _teacher_only(fit: Fit) -> Callable[[], None]:
     return steps
 
 
+def alternate(actions: dict[str, Callable[[], None]], device: torch.device, repetitions: int = REPETITIONS
+              ) -> tuple[dict[str, list[float]], Callable[[list[float]], float]]:
+    """Time every action once per repetition, in a fresh shuffled order each time, after WARMUP
+    untimed repetitions. Returns (seconds of each action per repetition, ``paired``): ``paired(values)``
+    reads a list of per-repetition seconds as the median of its share of its repetition's total, times
+    the median total, so that a slow stretch of the machine, which slows the whole repetition, cancels."""
+    samples: dict[str, list[float]] = {name: [] for name in actions}
+    names, order = list(actions), random.Random(0)
+    for repetition in range(WARMUP + repetitions):
+        order.shuffle(names)  # a fresh order each time: what runs before a measurement changes its time
+        for name in names:
+            seconds = _timed(actions[name], device)
+            if repetition >= WARMUP:
+                samples[name].append(seconds)
+    totals = [sum(values[k] for values in samples.values()) for k in range(repetitions)]
+    scale = statistics.median(totals)
+
+    def paired(values: list[float]) -> float:
+        return statistics.median(v / total for v, total in zip(values, totals)) * scale
+    return samples, paired
+
+
 def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float,
                   repetitions: int = REPETITIONS) -> dict:
     """Unit costs in seconds for one case, all from one process. ``build(teacher)`` makes a fresh,
@@ -125,22 +147,7 @@ def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float
         work[teacher] = []
         actions[f"steps:{teacher}"] = _fit_steps(build(teacher), work[teacher])
         actions[f"teacher:{teacher}"] = _teacher_only(build(teacher))
-    samples: dict[str, list[float]] = {name: [] for name in actions}
-    names, order = list(actions), random.Random(0)
-    for repetition in range(WARMUP + repetitions):
-        order.shuffle(names)  # a fresh order each time: what runs before a measurement changes its time
-        for name in names:
-            seconds = _timed(actions[name], device)
-            if repetition >= WARMUP:
-                samples[name].append(seconds)
-    totals = [sum(values[k] for values in samples.values()) for k in range(repetitions)]
-    scale = statistics.median(totals)
-
-    def paired(values: list[float]) -> float:
-        """The median of a measurement's share of its repetition's total, times the median total: a slow
-        stretch of the machine slows the whole repetition, and cancels."""
-        return statistics.median(v / total for v, total in zip(values, totals)) * scale
-
+    samples, paired = alternate(actions, device, repetitions)
     median = {name: paired(values) for name, values in samples.items()}
     costs = {"points": n, "repetitions": repetitions, "small_batch": small, "medians": median,
              "trained": max((median["train_all"] - median["train_small"]) / max(n - small, 1), 0.0),
@@ -154,7 +161,8 @@ def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float
         rest = [seconds - sum(done[k] * costs[k] for k in ("trained", "forwarded", "ntk"))
                 for seconds, done in zip(samples[f"steps:{teacher}"], work[teacher][WARMUP:])]
         costs["measured_step"][teacher] = paired(rest) / TEACHER_STEPS
-    costs["loop"] = max(statistics.median(costs["measured_step"][t] - costs["teacher"][t] for t in teachers), 0.0)
+    loops = [costs["measured_step"][t] - costs["teacher"][t] for t in teachers]
+    costs["loop"] = max(statistics.median(loops), 0.0)
     costs["step"] = {t: costs["loop"] + costs["teacher"][t] for t in teachers}
     costs["samples"] = samples
     return costs

@@ -57,6 +57,20 @@ run on one yet.
 """
 
 
+ATTENTION_INTRO = """
+# Attention learners
+
+Each case trains one recipe (`nteach train vit`, `encoder` or `lm`) with every teacher, seed by seed.
+The target of a seed is `full`'s final validation metric with that seed, less a tolerance for an accuracy,
+plus it for a loss; the tolerance is at least one standard error of the validation set. A teacher's time
+to it is shown over `full`'s and over the best peer's (the other teacher fastest on average), on the
+clock-robust clock (work counted in each run, times unit costs a probe measured before the case's runs:
+a token or image trained on, one scored without grad, and the training loop's cost per step) and on the
+raw clock; in brackets the lowest and highest seed-by-seed ratio. "examples × full": examples trained
+on, over `full`'s. The `attention-heldout` suite chose no default: its results are the headline.
+"""
+
+
 def _ratio(entry: dict) -> str:
     if entry["ratio"] is None:
         if entry["reached"] < entry["seeds"]:
@@ -91,9 +105,11 @@ def case_markdown(name: str, case: dict, summary: dict) -> str:
              f"{case['points']} points, {config['model']} {config['depth']}x{config['width']}, ratio "
              f"{config['ratio']}, {budget}, lr schedule {config['lr_schedule']}"
              f"{', regime ' + case['regime'] if case['regime'] else ''}. "
-             f"Q_ref ({summary['reference']}) = {_quality(summary['q_ref'], metric)} {unit}; over the last fifth "
+             f"Q_ref ({summary['reference']}) = {_quality(summary['q_ref'], metric)} {unit}; over the last "
+             "fifth "
              f"of its budget it gained {summary['flat_gain']:+.3g} ({'flat' if flat else 'not flat yet'}); "
-             f"at step 0 the best run had {_quality(summary['start'], metric)}. {unit_costs(case['costs'])}\n\n"]
+             f"at step 0 the best run had {_quality(summary['start'], metric)}. "
+             f"{unit_costs(case['costs'])}\n\n"]
     targets = [f"{t:g}" for t in summary["targets"]]
     if not targets:
         return "".join(lines) + "No target lies above the quality at step 0: nothing to time.\n"
@@ -116,7 +132,8 @@ def case_markdown(name: str, case: dict, summary: dict) -> str:
         cells += [f"{row['raw_over_robust']:.2f}", f"{row['probe_over_robust']:.2f}{' †' if off else ''}"]
         lines.append("| " + " | ".join(cells) + " |\n")
     if flagged:
-        lines.append(f"\n† the probe timed the real steps of {', '.join(f'`{t}`' for t in flagged)} more than "
+        names = ", ".join(f"`{t}`" for t in flagged)
+        lines.append(f"\n† the probe timed the real steps of {names} more than "
                      f"{PRICING_LIMIT:.0%} away from what the cost model charges: their robust ratios "
                      "flatter them (above 1) or wrong them (below 1).\n")
     return "".join(lines)
@@ -150,7 +167,8 @@ def headline(regimes: dict[str, dict[str, list[float]]]) -> str:
         cells = [regime, str(max(len(v) for v in by_teacher.values()))]
         for teacher in teachers:
             values = by_teacher.get(teacher)
-            cells.append("–" if not values else f"{medians[teacher]:.2f} ({min(values):.2f}–{max(values):.2f})")
+            spread = "–" if not values else f"{medians[teacher]:.2f} ({min(values):.2f}–{max(values):.2f})"
+            cells.append(spread)
         cells.append(min(medians, key=medians.get))
         lines.append("| " + " | ".join(cells) + " |\n")
     return "".join(lines)
@@ -182,10 +200,12 @@ def advice(regimes: dict[str, dict[str, list[float]]], flagged: dict[str, set[st
         best = min(medians, key=medians.get)
         others = ", ".join(f"`{t}` {_times(medians[t])}" for t in ADVISED if t in medians and t != best)
         cases = max(len(v) for v in by_teacher.values())
-        lines.append(f"- **{regime}** ({cases} case{'s' if cases > 1 else ''}): `{best}` reached Q_ref first, "
+        plural = "s" if cases > 1 else ""
+        lines.append(f"- **{regime}** ({cases} case{plural}): `{best}` reached Q_ref first, "
                      f"in {medians[best]:.2f}x the time of the next fastest teacher (median over cases); "
                      f"against their best peer: {others}."
-                     + (f" `{best}` is priced low by the cost model here (†): on the raw clock it may not lead."
+                     + (f" `{best}` is priced low by the cost model here (†): on the raw clock it may not "
+                        "lead."
                         if best in flagged.get(regime, ()) else "") + "\n")
     return "".join(lines)
 
@@ -215,7 +235,8 @@ def suite_markdown(merged: dict) -> str:
     """One suite's section (its parts merged): headline table, noise control, then one table per case."""
     summaries = {case: summarize_case(data) for case, data in merged["cases"].items()}
     controls = sorted({c for data in merged["cases"].values() for c in data.get("controls", [])})
-    seeds = sorted({r["seed"] for data in merged["cases"].values() for rs in data["runs"].values() for r in rs})
+    seeds = sorted({r["seed"] for data in merged["cases"].values() for rs in data["runs"].values()
+                    for r in rs})
     machines = sorted({p["machine"]["cpu"] + f", {p['machine']['torch_threads']} threads, torch "
                        + p["machine"]["torch"] for p in merged["provenance"]})
     codes = sorted({p["code"] for p in merged["provenance"]})
@@ -224,7 +245,8 @@ def suite_markdown(merged: dict) -> str:
             f"{len(merged['provenance'])} results file(s), seeds {seeds}, training code {', '.join(codes)}; "
             f"{'; '.join(machines)}. A teacher with fewer seeds than the others was screened out: more "
             "than 2x slower than the best peer at every target on the first seeds.\n",
-            "\nWhat to use, by regime:\n\n", advice(regimes, mispriced(summaries, merged["cases"])), headline(regimes),
+            "\nWhat to use, by regime:\n\n", advice(regimes, mispriced(summaries, merged["cases"])),
+            headline(regimes),
             noise_control(summaries, controls)]
     text += [case_markdown(case, merged["cases"][case], summary) for case, summary in summaries.items()]
     return "".join(text)
@@ -233,10 +255,16 @@ def suite_markdown(merged: dict) -> str:
 def write_report(results: Path = RESULTS, out: Path | None = None) -> str:
     """docs/benchmarks.md from every suite with results files in ``results`` (the held-out suite first:
     its results are the headline); returns the text."""
-    suites = sorted(suites_in(results), key=lambda s: (s["suite"] != HEADLINE, s["suite"]))
+    from nteach.bench.attention_report import attention_markdown
+
+    suites = sorted(suites_in(results), key=lambda s: (s["kind"] == "attention", HEADLINE not in s["suite"],
+                                                       s["suite"]))
     if not suites:
         raise UserError(f"no results files in {results}")
-    text = INTRO + GPU_NOTE + "".join(suite_markdown(s) for s in suites)
+    text = INTRO + GPU_NOTE + "".join(suite_markdown(s) for s in suites if s["kind"] != "attention")
+    attention = [s for s in suites if s["kind"] == "attention"]
+    if attention:
+        text += ATTENTION_INTRO + "".join(attention_markdown(s) for s in attention)
     if out is not None:
         write_text(Path(out), text)
     return text

@@ -20,7 +20,8 @@ from nteach.bench.compare import machine
 from nteach.errors import UserError
 
 PACKAGE = Path(nteach.__file__).resolve().parent
-TRAINING_CODE = ("teaching", "inr", "bench/suite.py", "bench/probe.py", "timing.py")
+TRAINING_CODE = ("teaching", "inr", "attention", "bench/suite.py", "bench/probe.py", "bench/attention.py",
+                 "bench/attention_probe.py", "timing.py")
 
 
 def _digest(paths: list[Path], root: Path) -> str:
@@ -71,7 +72,8 @@ def read_results(path: Path) -> dict:
 def merge(parts: list[dict]) -> dict:
     """One suite's parts as one: each case's runs per teacher, seeds in order, costs per part."""
     first = parts[0]
-    merged = {"suite": first["suite"], "provenance": [p["provenance"] for p in parts], "cases": {}}
+    merged = {"suite": first["suite"], "kind": first.get("kind", "inr"),
+              "provenance": [p["provenance"] for p in parts], "cases": {}}
     for part in parts:
         for name, case in part["cases"].items():
             into = merged["cases"].setdefault(name, {**{k: v for k, v in case.items() if k != "runs"},

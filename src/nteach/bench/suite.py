@@ -133,7 +133,8 @@ def select_part(suite: dict, cases: list[str] | None, teachers: list[str] | None
     if cases:
         known = {c["name"] for c in suite["cases"]}
         if set(cases) - known:
-            raise UserError(f"no case {sorted(set(cases) - known)[0]!r}; the suite has {', '.join(sorted(known))}")
+            raise UserError(f"no case {sorted(set(cases) - known)[0]!r}; the suite has "
+                            f"{', '.join(sorted(known))}")
         suite["cases"] = [c for c in suite["cases"] if c["name"] in cases]
     if teachers:
         for case in suite["cases"]:

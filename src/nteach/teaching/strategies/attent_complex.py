@@ -11,7 +11,16 @@ the rest of its epochs train on everything:
     k_c = k0                                              (fixed interval)
     k_c = k0 + floor((k_max - k0) c / (C - 1))            (incremental interval)
 
-k_c is capped by the cycle's length. The subset is drawn from a no-grad
+k_c is capped by the cycle's length. Left unset (None), cycles, k0 and k_max
+are scaled from the paper's run (800 epochs, 10 cycles of 80, k from 5 to 10:
+a cycle opens with 1/16 to 1/8 of its epochs on the subset) to this one:
+
+    C     = min(10, max(1, (E - warmup) // 4))   (a cycle lasts 4 epochs or more)
+    L     = (E - warmup) / C                      (epochs per cycle)
+    k0    = max(1, round(5 L / 80)),  k_max = max(k0, round(10 L / 80))
+
+so 800 epochs get the paper's 10 cycles with k from 5 to 10, and 40 epochs
+get 9 cycles of 4.3 epochs, each one subset epoch and then the full pool. The subset is drawn from a no-grad
 scoring pass over the pool (the score "loss"): hard = top-k, once per
 cycle; soft = Gumbel-top-k with p = softmax(loss / T), re-scored before
 every subset epoch; random = uniform, once per cycle, no scoring.
@@ -28,6 +37,9 @@ from nteach.errors import UserError
 from nteach.teaching.strategies.base import Context, Selection, Strategy, random_subset, top_k
 from nteach.teaching.strategies.registry import register
 
+PAPER_CYCLES, PAPER_CYCLE, PAPER_K0, PAPER_K_MAX = 10, 80, 5, 10  # 800 epochs: 10 cycles of 80
+MIN_SCALED_CYCLE = 4  # epochs: a scaled cycle has room for its subset epoch and full ones
+
 
 def gumbel_top_k(scores: torch.Tensor, count: int, temperature: float, generator: torch.Generator
                  ) -> torch.Tensor:
@@ -42,14 +54,14 @@ def gumbel_top_k(scores: torch.Tensor, count: int, temperature: float, generator
 class Cycles(Strategy):
     """AtteNT-Complex's epoch plan; subclasses say how a cycle's subset is drawn (``draw``)."""
 
-    cycles: int = 10  # C
+    cycles: int | None = None  # C; None: scaled from the paper's 10 cycles in 800 epochs
     warmup: int = 1  # full epochs before the first cycle
     r0: float = 0.2  # subset ratio of the first cycle
     r1: float = 0.8  # subset ratio of the last cycle
     ratio_schedule: str = "incremental"  # or "cosine"
     interval_schedule: str = "incremental"  # or "fixed"
-    k0: int = 5  # subset epochs per cycle (fixed), or in the first cycle (incremental)
-    k_max: int = 10  # subset epochs in the last cycle (incremental interval)
+    k0: int | None = None  # subset epochs per cycle (fixed) or in the first (incremental); None: scaled
+    k_max: int | None = None  # subset epochs in the last cycle (incremental interval); None: scaled
 
     def __post_init__(self) -> None:
         if self.ratio_schedule not in ("incremental", "cosine"):
@@ -59,13 +71,25 @@ class Cycles(Strategy):
                             "choose incremental or fixed")
         if not (0 < self.r0 <= 1 and 0 < self.r1 <= 1):
             raise UserError(f"r0 and r1 must be in (0, 1], got {self.r0} and {self.r1}")
-        if self.cycles < 1 or self.warmup < 0 or self.k0 < 1 or self.k_max < self.k0:
+        k0, k_max = self.k0 or 1, self.k_max or self.k0 or 1
+        if (self.cycles or 1) < 1 or self.warmup < 0 or k0 < 1 or k_max < k0:
             raise UserError(f"need cycles >= 1, warmup >= 0 and 1 <= k0 <= k_max, got cycles={self.cycles}, "
                             f"warmup={self.warmup}, k0={self.k0}, k_max={self.k_max}")
 
     def cycle_count(self, epochs: int) -> int:
-        """C: the cycles that fit after the warm-up (each at least one epoch long)."""
-        return max(0, min(self.cycles, epochs - self.warmup))
+        """C: the cycles that fit after the warm-up (each at least one epoch long; scaled: four)."""
+        rest = epochs - self.warmup
+        if rest <= 0:
+            return 0
+        if self.cycles is None:
+            return min(PAPER_CYCLES, max(1, rest // MIN_SCALED_CYCLE))
+        return min(self.cycles, rest)
+
+    def intervals(self, epochs: int) -> tuple[int, int]:
+        """(k0, k_max) for a run of ``epochs``: as given, or scaled to its cycle length."""
+        length = (epochs - self.warmup) / max(self.cycle_count(epochs), 1)
+        k0 = self.k0 or min(max(1, round(PAPER_K0 * length / PAPER_CYCLE)), self.k_max or length)
+        return k0, self.k_max or max(k0, round(PAPER_K_MAX * length / PAPER_CYCLE))
 
     def ratio(self, cycle: int, count: int) -> float:
         """r_c: the subset ratio of cycle ``cycle`` of ``count``."""
@@ -74,11 +98,13 @@ class Cycles(Strategy):
             t = 0.5 * (1.0 - math.cos(math.pi * t))
         return self.r0 + (self.r1 - self.r0) * t
 
-    def subset_epochs(self, cycle: int, count: int) -> int:
-        """k_c: epochs on the subset at the start of cycle ``cycle`` of ``count`` (before the length cap)."""
+    def subset_epochs(self, cycle: int, epochs: int) -> int:
+        """k_c: epochs on the subset at the start of cycle ``cycle`` of a run of ``epochs`` (before the
+        length cap)."""
+        count, (k0, k_max) = self.cycle_count(epochs), self.intervals(epochs)
         if self.interval_schedule == "fixed" or count == 1:
-            return self.k0
-        return self.k0 + math.floor((self.k_max - self.k0) * cycle / (count - 1))
+            return k0
+        return k0 + math.floor((k_max - k0) * cycle / (count - 1))
 
     def phase(self, epoch: int, epochs: int) -> tuple[int, int] | None:
         """(cycle, epoch within the cycle) of ``epoch``; None during the warm-up."""
@@ -93,7 +119,7 @@ class Cycles(Strategy):
         count, out = self.cycle_count(epochs), []
         for epoch in range(epochs):
             where = self.phase(epoch, epochs)
-            on_subset = where is not None and where[1] < self.subset_epochs(where[0], count)
+            on_subset = where is not None and where[1] < self.subset_epochs(where[0], epochs)
             out.append(self.ratio(where[0], count) if on_subset else 1.0)
         return out
 
@@ -103,7 +129,7 @@ class Cycles(Strategy):
             raise UserError(f"{self.name} plans its cycles over the run: give the Teacher total_steps "
                             "(the number of epochs) and call select once per epoch")
         where, count = self.phase(ctx.step, ctx.total_steps), self.cycle_count(ctx.total_steps)
-        if where is None or where[1] >= self.subset_epochs(where[0], count):
+        if where is None or where[1] >= self.subset_epochs(where[0], ctx.total_steps):
             return None
         return (*where, count)
 

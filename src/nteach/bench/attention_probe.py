@@ -1,0 +1,137 @@
+"""Clock-robust training time for the attention recipes: counted work times unit costs.
+
+Every run counts its work (nteach.attention.loop.new_work): optimizer steps,
+examples (and, for text, token positions, padding included) trained on with
+a backward pass, and forwarded without grad (scoring passes, Selective
+Backprop's filter). Before a case's runs one process measures what a unit
+costs, with the case's own model and data, alternated and repeated
+(nteach.bench.probe.alternate):
+
+- a training step (forward, backward, AdamW) on a batch and on its first half:
+  the slope is the cost of one more unit trained on (a token for text, an
+  image for the ViT);
+- a no-grad forward of the batch: the cost of a unit scored.
+
+What remains of a step (the optimizer's fixed work, the Trainer's callbacks,
+collating) is the loop's cost per step: the same code for every teacher, so it
+is one value per case, the median over all of the case's runs of (raw seconds
+less counted work at unit costs) / steps. A run's clock-robust time is then
+``steps * loop + trained * c_trained + forwarded * c_forwarded``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from nteach.bench.probe import REPETITIONS, alternate
+
+Batch = dict | tuple
+
+
+@dataclass
+class Kit:
+    """A case's model, ready to time: ``batch(n)`` is n training examples on the device, ``loss(batch)``
+    their mean loss (with grad), ``units(batch)`` what the work counts them as."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    batch: Callable[[int], Batch]
+    loss: Callable[[Batch], torch.Tensor]
+    units: Callable[[Batch], int]
+    unit: str  # "token" or "example"
+    device: torch.device
+    score_batch: int | None = None  # examples per scoring forward, if not the training batch's
+
+
+def vit_kit(config) -> Kit:
+    from nteach.attention.losses import classification_losses
+    from nteach.attention.recipes.vit import Training, image_sets
+
+    images = image_sets(config)
+    training = Training(config, images.train, images.validation, images.num_classes)
+    images, labels = training.train.images, training.train.labels
+    return Kit(training.model, training.optimizer, lambda n: (images[:n], labels[:n]),
+               lambda b: classification_losses(training.model(b[0]), b[1]).mean(), lambda b: len(b[0]),
+               "example", training.device, score_batch=1024)  # the recipe scores in chunks of 1024
+
+
+def text_kit(recipe, config) -> Kit:
+    """``recipe``: the lm or encoder recipe module (its check_inputs and prepare)."""
+    from nteach.inr.experiment import resolve_device
+
+    device = resolve_device(config.device)
+    model, train, collate, _, example_losses, _ = recipe.prepare(config, recipe.check_inputs(config))
+    model.to(device).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+
+    def batch(n: int) -> dict:
+        return {k: v.to(device) for k, v in collate([train[i] for i in range(min(n, len(train)))]).items()}
+
+    def loss(b: dict) -> torch.Tensor:
+        inputs = {k: v for k, v in b.items() if k != "labels"}
+        losses, valid = example_losses(model(**inputs).logits, b["labels"])
+        return (losses * valid).sum() / valid.sum().clamp_min(1)
+    return Kit(model, optimizer, batch, loss, lambda b: b["input_ids"].numel(), "token", device)
+
+
+def case_kit(recipe_name: str, config) -> Kit:
+    from nteach.attention.recipes import encoder, lm
+
+    if recipe_name == "vit":
+        return vit_kit(config)
+    return text_kit({"lm": lm, "encoder": encoder}[recipe_name], config)
+
+
+def _half(batch: Batch) -> Batch:
+    if isinstance(batch, dict):
+        return {k: v[:len(v) // 2] for k, v in batch.items()}
+    return tuple(v[:len(v) // 2] for v in batch)
+
+
+def measure_units(kit: Kit, batch_size: int, repetitions: int = REPETITIONS) -> dict:
+    """Seconds per unit trained on (a step on a batch of ``batch_size`` against one on its first half)
+    and per unit forwarded without grad (on a batch of the size the recipe scores in)."""
+    full, scored = kit.batch(max(batch_size, 2)), kit.batch(kit.score_batch or batch_size)
+    half = _half(full)
+
+    def train(batch: Batch) -> Callable[[], None]:
+        def step() -> None:
+            kit.optimizer.zero_grad(set_to_none=True)
+            kit.loss(batch).backward()
+            kit.optimizer.step()
+        return step
+
+    def forward() -> None:
+        with torch.no_grad():
+            kit.loss(scored)
+
+    samples, paired = alternate({"train_all": train(full), "train_half": train(half), "forward_all": forward},
+                                kit.device, repetitions)
+    median = {name: paired(values) for name, values in samples.items()}
+    units, half_units = kit.units(full), kit.units(half)
+    return {"unit": kit.unit, "repetitions": repetitions, "batch_units": units, "medians": median,
+            "trained": max((median["train_all"] - median["train_half"]) / max(units - half_units, 1), 0.0),
+            "forwarded": median["forward_all"] / kit.units(scored), "samples": samples}
+
+
+def _counted(work: dict, costs: dict) -> float:
+    suffix = "_tokens" if costs["unit"] == "token" else ""
+    return work[f"trained{suffix}"] * costs["trained"] + work[f"forwarded{suffix}"] * costs["forwarded"]
+
+
+def loop_cost(runs: list[dict], costs: dict) -> float:
+    """Seconds per step beyond the counted work: the median over ``runs`` (each with ``train_seconds``
+    and a history whose last record holds its work)."""
+    lasts = [(run["train_seconds"], run["history"][-1]["work"]) for run in runs]
+    rests = [(seconds - _counted(work, costs)) / work["steps"] for seconds, work in lasts if work["steps"]]
+    return max(statistics.median(rests), 0.0) if rests else 0.0
+
+
+def robust_seconds(work: dict, costs: dict) -> float:
+    """The clock-robust training time of ``work`` under ``costs`` (with its ``loop``)."""
+    return work["steps"] * costs["loop"] + _counted(work, costs)
