@@ -127,3 +127,24 @@ def test_a_gguf_model_is_converted_once_into_the_cache(tmp_path, monkeypatch):
     (converted / "config.json").write_text("{}")
     assert cache_folder() == tmp_path / "cache" / "nteach" / "models"
     assert dense_copy(tmp_path, "model.gguf") == converted  # reused: nothing is loaded
+
+
+def test_lora_starts_from_the_seed_and_leaves_the_callers_random_state(tmp_path, tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from nteach.attention.recipes.lm import load_pretrained
+
+    folder = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=16, n_embd=16, n_layer=1,
+                               n_head=2)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+    def adapters(seed):
+        model, _ = load_pretrained(str(folder), 2, 4.0, seed)
+        return {k: v.clone() for k, v in model.state_dict().items() if "lora_A" in k}
+
+    before = torch.get_rng_state()
+    first, again, other = adapters(3), adapters(3), adapters(4)
+    assert first and all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+    assert torch.equal(torch.get_rng_state(), before)

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from nteach.attention.data import by_length
 from nteach.attention.losses import IGNORE, causal_lm_losses
 
 Pair = tuple[str, str]
@@ -86,8 +87,8 @@ def response_loss(model, data: ChatExamples, collate: PadCollator, batch_size: i
     was_training = model.training
     model.eval()
     sums, counts = [], []
-    for start in range(0, len(data), batch_size):
-        batch = collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
+    for rows in by_length(data, batch_size):
+        batch = collate([data[i] for i in rows])
         batch = {name: value.to(device) for name, value in batch.items()}
         labels = batch.pop("labels")
         losses, _ = causal_lm_losses(model(**batch).logits, labels)

@@ -143,6 +143,13 @@ def split(size: int, validation: int, generator: torch.Generator) -> tuple[torch
     return order[validation:], order[:validation]
 
 
+def by_length(data: Dataset, batch_size: int) -> list[list[int]]:
+    """Batches of the rows of ``data`` (items with "input_ids") in order of length: padded to their
+    longest, batches of similar lengths waste the least compute (for evaluation, where order is free)."""
+    order = sorted(range(len(data)), key=lambda i: len(data[i]["input_ids"]))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def accuracy_se(accuracy: float, count: int) -> float:
     """The standard error of an accuracy measured on ``count`` examples: sqrt(p (1 - p) / n)."""
     return (accuracy * (1.0 - accuracy) / count) ** 0.5

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from nteach.attention.data import accuracy_se, subset
+from nteach.attention.data import accuracy_se, by_length, subset
 from nteach.attention.recipes import register_recipe
 from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import class_folders, passages, read_text, shakespeare_plays
@@ -120,8 +120,8 @@ def validation_metrics(model, data: Passages, collate, batch_size: int, device: 
     was_training = model.training
     model.eval()
     correct, loss = 0, 0.0
-    for start in range(0, len(data), batch_size):
-        batch = collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
+    for rows in by_length(data, batch_size):
+        batch = collate([data[i] for i in rows])
         labels = batch.pop("labels").to(device)
         logits = model(**{name: value.to(device) for name, value in batch.items()}).logits
         correct += int((logits.argmax(-1) == labels).sum())
@@ -169,8 +169,9 @@ def prepare(config: EncoderConfig, texts: tuple[Texts, Texts, int]):
     if config.max_examples is not None and config.data not in WORDNET:  # WordNet's are sized per class
         keep = subset(len(val_texts), max(16, config.max_examples // 4), config.seed + 1).tolist()
         val_texts, val_labels = [val_texts[i] for i in keep], [val_labels[i] for i in keep]
-    torch.manual_seed(config.seed)  # the classification head's initialisation
-    model, tokenizer = load_encoder(config.model, class_count)
+    with torch.random.fork_rng(devices=[]):  # the head's initialisation from the seed, the caller's RNG kept
+        torch.manual_seed(config.seed)
+        model, tokenizer = load_encoder(config.model, class_count)
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.seq_len)  # noqa: E731
     train, validation = Passages(encode(train_texts), train_labels), Passages(encode(val_texts), val_labels)
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")

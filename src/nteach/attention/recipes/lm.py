@@ -119,9 +119,9 @@ def dense_copy(folder: Path, gguf: str) -> Path:
     return target
 
 
-def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
+def load_pretrained(name: str, lora_rank: int, lora_alpha: float, seed: int = 0):
     """(model, tokenizer): SmolLM2's GGUF (through its cached dense copy), a .gguf file or a folder, with
-    a LoRA adapter if rank > 0."""
+    a LoRA adapter if rank > 0, initialised from ``seed`` (the caller's random state left as it was)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from nteach.attention.recipes.text_training import load_model
@@ -135,9 +135,11 @@ def load_pretrained(name: str, lora_rank: int, lora_alpha: float):
     if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(
-            r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
-            fan_in_fan_out=model.config.model_type == "gpt2"))  # GPT-2's Conv1D stores weights transposed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = get_peft_model(model, LoraConfig(
+                r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+                fan_in_fan_out=model.config.model_type == "gpt2"))  # GPT-2's Conv1D stores weights transposed
     return model, tokenizer
 
 
@@ -236,7 +238,7 @@ def prepare(config: LMConfig, data: str | list):
         tokenizer = CharTokenizer(data)
         model = from_scratch(config, len(tokenizer))
     else:
-        model, tokenizer = load_pretrained(config.model, config.lora_rank, config.lora_alpha)
+        model, tokenizer = load_pretrained(config.model, config.lora_rank, config.lora_alpha, config.seed)
         if config.seq_len > model.config.max_position_embeddings:
             raise UserError(f"seq len {config.seq_len} exceeds the model's "
                             f"{model.config.max_position_embeddings} positions")
