@@ -43,6 +43,7 @@ def summarize_case(case: dict) -> dict:
                "gain": statistics.median(last_epoch_gain(r["history"], metric) for r in full_runs),
                "se": statistics.fmean(r["history"][-1].get(f"{metric}_se", float("nan")) for r in full_runs),
                "teachers": {}}
+
     def reached(run: dict, clock: str) -> float | None:
         if run["seed"] not in targets:
             return None
@@ -88,8 +89,8 @@ def case_markdown(name: str, case: dict, summary: dict) -> str:
     flat = gain < FLAT[metric]
     gain_text = f"{100 * gain:+.2f} %" if metric == "val_loss" else f"{100 * gain:+.2f} points"
     costs = case["costs"]
-    unit_costs = " / ".join(f"{1e6 * c['trained']:.3g} µs a {c['unit']} trained, "
-                            f"{1e6 * c['forwarded']:.3g} µs a {c['unit']} scored, "
+    unit_costs = " / ".join(f"{1e3 * c['trained']:.3g} ms a {c['unit']} trained, "
+                            f"{1e3 * c['forwarded']:.3g} ms a {c['unit']} scored, "
                             f"loop {1e3 * c['loop']:.3g} ms a step" for c in costs)
     lines = [f"\n### {name}\n\n",
              f"Recipe `{case['recipe']}` ({settings}). Target: full's final {metric} "
@@ -122,9 +123,13 @@ def claims(cases: dict[str, dict], summaries: dict[str, dict]) -> str:
             if robust["ratio"] is None:
                 measured = f"reached full's target on {robust['reached']} of {robust['seeds']} seeds"
             else:
-                measured = (f"{100 * (1 - robust['ratio']):.1f} % less time than full (clock-robust; "
-                            f"{100 * (1 - robust['high']):.1f} to {100 * (1 - robust['low']):.1f} % over the "
-                            f"seeds), {100 * (1 - raw['ratio']):.1f} % on the raw clock")
+                saved = 100 * (1 - robust["ratio"])
+                measured = (f"{robust['ratio']:.2f}x full's time to its target, {abs(saved):.1f} % "
+                            f"{'less' if saved >= 0 else 'more'} (clock-robust; {robust['low']:.2f}x to "
+                            f"{robust['high']:.2f}x over the seeds; {raw['ratio']:.2f}x on the raw clock)")
+            versus = row["robust_seconds"]["peer"]
+            if versus is not None and versus["ratio"] is not None:
+                measured += f"; {versus['ratio']:.2f}x the time of the fastest other teacher, `{row['peer']}`"
             lines.append(f"- `{teacher}` on {what}: the paper reports {paper:g} % less time; `{name}` "
                          f"measured {measured}.\n")
     return "" if not lines else "\nAtteNT's claims, measured:\n\n" + "".join(lines)
