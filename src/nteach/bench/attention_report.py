@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from nteach.bench.results import describe
 from nteach.bench.summary import best_peer, by_seed, ratio_to
 from nteach.bench.targets import time_to_target
 from nteach.runs import save_figure
@@ -138,14 +139,8 @@ def claims(cases: dict[str, dict], summaries: dict[str, dict]) -> str:
 def attention_markdown(merged: dict) -> str:
     """One attention suite's section: its claims, then one table per case."""
     summaries = {name: summarize_case(case) for name, case in merged["cases"].items()}
-    seeds = sorted({r["seed"] for case in merged["cases"].values() for rs in case["runs"].values()
-                    for r in rs})
-    machines = sorted({p["machine"]["cpu"] + f", {p['machine']['torch_threads']} threads, torch "
-                       + p["machine"]["torch"] for p in merged["provenance"]})
-    codes = sorted({p["code"] for p in merged["provenance"]})
-    text = [f"\n## Suite `{merged['suite']}`\n\n",
-            f"{len(merged['provenance'])} results file(s), seeds {seeds}, training code {', '.join(codes)}; "
-            f"{'; '.join(machines)}.\n", claims(merged["cases"], summaries)]
+    text = [f"\n## Suite `{merged['suite']}`\n\n", f"{describe(merged)}.\n",
+            claims(merged["cases"], summaries)]
     text += [case_markdown(name, merged["cases"][name], summary) for name, summary in summaries.items()]
     return "".join(text)
 

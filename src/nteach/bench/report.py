@@ -6,7 +6,7 @@ import math
 import statistics
 from pathlib import Path
 
-from nteach.bench.results import suites_in
+from nteach.bench.results import describe, suites_in
 from nteach.bench.summary import FRACTIONS, summarize_case
 from nteach.bench.targets import FLAT_GAIN
 from nteach.errors import UserError
@@ -235,15 +235,9 @@ def suite_markdown(merged: dict) -> str:
     """One suite's section (its parts merged): headline table, noise control, then one table per case."""
     summaries = {case: summarize_case(data) for case, data in merged["cases"].items()}
     controls = sorted({c for data in merged["cases"].values() for c in data.get("controls", [])})
-    seeds = sorted({r["seed"] for data in merged["cases"].values() for rs in data["runs"].values()
-                    for r in rs})
-    machines = sorted({p["machine"]["cpu"] + f", {p['machine']['torch_threads']} threads, torch "
-                       + p["machine"]["torch"] for p in merged["provenance"]})
-    codes = sorted({p["code"] for p in merged["provenance"]})
     regimes = regime_ratios(summaries, merged["cases"], controls)
     text = [f"\n## Suite `{merged['suite']}`\n\n",
-            f"{len(merged['provenance'])} results file(s), seeds {seeds}, training code {', '.join(codes)}; "
-            f"{'; '.join(machines)}. A teacher with fewer seeds than the others was screened out: more "
+            f"{describe(merged)}. A teacher with fewer seeds than the others was screened out: more "
             "than 2x slower than the best peer at every target on the first seeds.\n",
             "\nWhat to use, by regime:\n\n", advice(regimes, mispriced(summaries, merged["cases"])),
             headline(regimes),

@@ -91,6 +91,17 @@ def merge(parts: list[dict]) -> dict:
     return merged
 
 
+def describe(merged: dict) -> str:
+    """"N results file(s), seeds [...], training code ...; machines": where a merged suite comes from."""
+    seeds = sorted({r["seed"] for case in merged["cases"].values() for runs in case["runs"].values()
+                    for r in runs})
+    machines = sorted({p["machine"]["cpu"] + f", {p['machine']['torch_threads']} threads, torch "
+                       + p["machine"]["torch"] for p in merged["provenance"]})
+    codes = sorted({p["code"] for p in merged["provenance"]})
+    return (f"{len(merged['provenance'])} results file(s), seeds {seeds}, training code {', '.join(codes)}; "
+            f"{'; '.join(machines)}")
+
+
 def suites_in(folder: Path) -> list[dict]:
     """The results files under ``folder`` merged per suite: for each suite name, the parts that share
     the suite file and training code of its newest part."""
