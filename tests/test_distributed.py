@@ -23,15 +23,9 @@ from nteach.inr import Budget, Fit
 from nteach.inr.experiment import FitConfig, run_fit
 from nteach.inr.models import make_model
 from nteach.inr.signals import grid
+from nteach.launch import Ranks, agree_on_progress, on_main, process_group_from_env
 from nteach.teaching import Teacher, ntk_score
-from nteach.teaching.distributed import (
-    DistributedTeacher,
-    Ranks,
-    agree_on_progress,
-    gather_rows,
-    on_main,
-    process_group_from_env,
-)
+from nteach.teaching.distributed import DistributedTeacher, gather_rows
 from nteach.teaching.strategies import Selection
 
 POOL = 101  # odd: the two shards differ in size

@@ -24,12 +24,12 @@ transformers = pytest.importorskip("transformers")
 from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, TrainingArguments  # noqa: E402
 
 from nteach.attention import loop  # noqa: E402
-from nteach.attention.hf import TeachingTrainer  # noqa: E402
 from nteach.attention.loop import global_batches  # noqa: E402
 from nteach.attention.recipes import vit  # noqa: E402
 from nteach.errors import UserError  # noqa: E402
+from nteach.hf import TeachingTrainer  # noqa: E402
+from nteach.launch import Ranks, exit_code_of_launched, process_group_from_env  # noqa: E402
 from nteach.teaching import Teacher  # noqa: E402
-from nteach.teaching.distributed import Ranks, exit_code_of_launched, process_group_from_env  # noqa: E402
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -92,9 +92,7 @@ def synthetic_rows() -> list[dict]:
 
 
 def collate(items: list[dict]) -> dict:
-    batch = {name: torch.stack([item[name] for item in items]) for name in ("input_ids", "labels")}
-    batch["idx"] = torch.tensor([item["idx"] for item in items])
-    return batch
+    return {name: torch.stack([item[name] for item in items]) for name in ("input_ids", "labels")}
 
 
 class Recorder(TrainerCallback):
@@ -125,7 +123,7 @@ def hf_run(out: Path, teacher: str, epochs: int, batch: int = BATCH, **options) 
                               callbacks=[recorder])
     trainer.train()
     return {"rounds": recorder.rounds, "teacher": trainer.teacher.state_dict(),
-            "steps": trainer.state.global_step, "examples": trainer.examples}
+            "steps": trainer.state.global_step, "examples": trainer.teaching.examples}
 
 
 def rank_main(out: Path, only_hf: bool = False) -> None:

@@ -12,7 +12,7 @@ peft = pytest.importorskip("peft")
 
 from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, TrainingArguments  # noqa: E402
 
-from nteach.attention.hf import TeachingTrainer, causal_lm_example_losses  # noqa: E402
+from nteach.hf import TeachingTrainer, causal_lm_example_losses  # noqa: E402
 from nteach.teaching import Selection, Strategy, Teacher  # noqa: E402
 
 POOL, LENGTH, VOCAB = 48, 8, 64
@@ -55,7 +55,7 @@ class Recorder(TrainerCallback):
         model.register_forward_pre_hook(self.hook, with_kwargs=True)
 
     def hook(self, module, args, kwargs):
-        if module.training:
+        if module.training and torch.is_grad_enabled():  # training forwards, not TRL's no-grad extras
             self.rounds[-1].extend(kwargs["input_ids"][:, 0].tolist())
 
     def on_epoch_begin(self, args, state, control, **kwargs):
@@ -153,9 +153,10 @@ def test_weights_scale_each_examples_loss(tmp_path):
     trainer = make_trainer(model, teacher, tmp_path, callbacks=[recorder])
     trainer.train()
     assert sorted(recorder.rounds[0]) == list(range(0, POOL, 2))
-    batch = collate([{**row, "idx": i} for i, row in enumerate(pool()[:4])])
-    losses, _ = causal_lm_example_losses(model(input_ids=batch["input_ids"]).logits, batch["labels"])
-    loss = trainer.compute_loss(model.train(), batch)
+    batch = collate(pool()[:4])
+    logits = model(input_ids=batch["input_ids"]).logits
+    losses, _ = causal_lm_example_losses(logits, batch["labels"])
+    loss = trainer.teaching.learn(torch.arange(4), logits, batch["labels"])  # what a training batch backprops
     torch.testing.assert_close(loss, (losses * torch.tensor([3.0, 1.0, 3.0, 1.0])).mean())
 
 
@@ -169,7 +170,7 @@ def test_scoring_pass_picks_the_hardest_and_skips_unlabelled_examples(tmp_path):
     class Check(TrainerCallback):
         def on_epoch_begin(self, args, state, control, **kwargs):
             if "loss" in teacher.scores and not checked:
-                checked["scores"] = trainer.pool_losses()
+                checked["scores"] = trainer.teaching.pool_losses(trainer.model)
                 checked["selection"] = teacher.selection.indices.clone()
 
     with pytest.warns(UserWarning, match="no labelled tokens"):
@@ -181,7 +182,7 @@ def test_scoring_pass_picks_the_hardest_and_skips_unlabelled_examples(tmp_path):
     torch.testing.assert_close(teacher.scores["loss"], scores)
     assert set(checked["selection"].tolist()) == set(torch.topk(scores, 24).indices.tolist())
     assert set(recorder.rounds[1]) == set(checked["selection"].tolist()) and 5 not in recorder.rounds[1]
-    assert trainer.clock.seconds > 0
+    assert trainer.teaching.clock.seconds > 0
 
 
 def test_resume_mid_round_continues_exactly(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from nteach.attention.data import IndexedDataset, load_idx_images, read_idx, split
-from nteach.attention.recipes.vit import ViTConfig, learning_rate, parse_options, run, split_indices
+from nteach.attention.recipes.vit import ViTConfig, parse_options, run, split_indices
+from nteach.attention.recipes.vit_training import learning_rate
 from nteach.attention.vit import ViT
 from nteach.cli import main
 from nteach.errors import UserError

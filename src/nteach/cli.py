@@ -22,8 +22,8 @@ from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
 from nteach.inr.experiment import FitConfig, default_budget, run_fit
 from nteach.inr.fit import quality
+from nteach.launch import exit_code_of_launched, launched_rank
 from nteach.runs import CONFIG
-from nteach.teaching.distributed import exit_code_of_launched, launched_rank
 
 TYPES = {"int": int, "float": float, "str": str}
 
@@ -126,9 +126,10 @@ def command_bench(args: argparse.Namespace) -> int:
     kind = args.suite_kind
     path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
     out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
+    budget = {"seconds": args.seconds} if getattr(args, "seconds", None) is not None else {}
     BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet,
                        seeds=parse_seeds(args.seeds), cases=parse_names(args.cases),
-                       teachers=parse_names(args.teachers))
+                       teachers=parse_names(args.teachers), **budget)
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
     return 0
@@ -164,7 +165,8 @@ def add_suite_command(suites, name: str, help: str, quick: str) -> argparse.Argu
     size = command.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help=f"the CPU suite, {quick} (default)")
     size.add_argument("--full", action="store_true", help="the paper-scale suite, meant for a GPU")
-    size.add_argument("--suite", help="a suite TOML file (see benchmarks/)")
+    size.add_argument("--suite", help="a suite by name (heldout, dev, ...: src/nteach/bench/suites/) "
+                      "or a TOML file")
     command.add_argument("--seeds", help="comma-separated seeds, instead of the suite's own (e.g. 0,1,2)")
     command.add_argument("--cases", help="comma-separated case names: run this part of the suite only")
     command.add_argument("--teachers", help="comma-separated teachers: run these only")
@@ -187,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark suites: every teacher, several seeds")
     suites = bench.add_subparsers(dest="suite_kind", required=True, parser_class=Parser)
     inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 15 minutes")
+    inr.add_argument("--seconds", type=float, help="every run's training seconds instead of the suite's: "
+                     "a smoke test of an installation (its results are marked, not the suite's)")
     attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
                                   "final validation metric", "about 12 minutes")
     report = suites.add_parser("report", help="write docs/benchmarks.md from the committed results files")

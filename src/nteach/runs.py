@@ -14,7 +14,7 @@ import torch
 from nteach.errors import UserError
 
 if TYPE_CHECKING:
-    from nteach.teaching.distributed import Ranks
+    from nteach.launch import Ranks
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -53,15 +53,16 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     if not Path(path).is_file():
         raise UserError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated zip, a pickle error, foreign bytes: all one message
+        raise UserError(f"cannot read the checkpoint {path} (corrupted or truncated?): "
+                        f"{type(error).__name__}") from None
 
 
 def save_figure(path: Path, figure) -> None:
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure atomically (a ``Figure`` made outside pyplot: nothing to close)."""
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight"))
-    plt.close(figure)
 
 
 def new_run_folder(out: Path, overwrite: bool) -> Path:
@@ -81,7 +82,7 @@ def new_run_folder(out: Path, overwrite: bool) -> Path:
 def start_or_resume(folder: Path, config: dict, overwrite: bool, resume: bool, ranks: Ranks) -> dict | None:
     """Rank 0 makes ``folder`` with its config.json (None), or reads the checkpoint to resume from;
     every rank gets the outcome, or the UserError it raised."""
-    from nteach.teaching.distributed import on_main
+    from nteach.launch import on_main
 
     if resume:
         return on_main(lambda: load_checkpoint(folder / CHECKPOINT), ranks)

@@ -44,8 +44,9 @@ import torch
 from torch.utils.data import Sampler
 
 from nteach.errors import UserError
+from nteach.launch import Ranks
 from nteach.teaching import Selection, Teacher
-from nteach.teaching.distributed import DistributedTeacher, Ranks
+from nteach.teaching.distributed import DistributedTeacher
 from nteach.teaching.teacher import ScoreFn
 
 

@@ -1,6 +1,6 @@
 """`nteach bench attention`: every teacher on each attention-recipe case of a suite file, same seeds.
 
-A suite is a TOML file (benchmarks/attention-*.toml): top-level ``teachers``
+A suite is a TOML file (src/nteach/bench/suites/attention-*.toml): top-level ``teachers``
 and ``seeds``, and one [[case]] table per recipe setting: ``recipe`` (vit,
 encoder or lm), any field of that recipe's config, the ``tolerance`` of its
 target and, optionally, its own ``teachers``. ``options`` is a string of
@@ -24,14 +24,13 @@ import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from nteach.attention.recipes import load_recipes
-from nteach.attention.recipes.vit import TEACHERS, parse_options
+from nteach.attention.recipes.teachers import TEACHERS, parse_options
 from nteach.bench.attention_probe import case_kit, loop_cost, measure_units, robust_seconds
 from nteach.bench.results import merge, provenance
 from nteach.bench.suite import read_suite_file, rotated
 from nteach.errors import UserError
+from nteach.progress import progress_bar
 from nteach.runs import HISTORY, new_run_folder, write_json, write_text
 from nteach.teaching import make_strategy
 
@@ -40,10 +39,6 @@ CASE_KEYS = {"name", "recipe", "tolerance", "teachers"}
 PER_RUN = {"teacher", "seed", "out", "overwrite"}  # config fields the bench sets for each run
 DEFAULT_TEACHERS = ["full", *(t for t in TEACHERS if t != "full")]
 TOML_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric.endswith("accuracy")  # the recipes track val_accuracy or val_loss
 
 
 @dataclass(frozen=True)
@@ -187,7 +182,7 @@ def run_case(case: Case, seeds: list[int], folder: Path, show_progress: bool, wr
     result = {"recipe": case.recipe, "settings": case.settings, "options": case.options,
               "metric": case.metric, "tolerance": case.tolerance, "costs": costs, "runs": {}}
     jobs = [(teacher, seed) for k, seed in enumerate(seeds) for teacher in rotated(case.teachers, k)]
-    for teacher, seed in tqdm(jobs, disable=not show_progress, unit="run", desc=case.name):
+    for teacher, seed in progress_bar(jobs, show=show_progress, unit="run", desc=case.name):
         result["runs"].setdefault(teacher, []).append(run_one(case, teacher, seed, folder))
         written(result)
     every_run = [run for runs in result["runs"].values() for run in runs]

@@ -61,7 +61,7 @@ def vit_kit(config) -> Kit:
 
 def text_kit(recipe, config) -> Kit:
     """``recipe``: the lm or encoder recipe module (its check_inputs and prepare)."""
-    from nteach.inr.experiment import resolve_device
+    from nteach.devices import resolve_device
 
     device = resolve_device(config.device)
     model, train, collate, _, example_losses, _ = recipe.prepare(config, recipe.check_inputs(config))

@@ -20,23 +20,19 @@ counted and its clock-robust time (nteach.bench.probe).
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+import tomllib
+from dataclasses import asdict, fields, replace
+from importlib.resources import files
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from nteach.bench.probe import measure_costs, robust_seconds
 from nteach.bench.results import merge, provenance
 from nteach.errors import UserError
 from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
+from nteach.progress import progress_bar
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
+SUITES = Path(str(files("nteach.bench").joinpath("suites")))  # package data: a wheel carries them
 SUITE_KEYS = {"name", "teachers", "seeds", "targets", "eval_every", "reference", "controls", "variants",
               "case", "cases_from"}
 CASE_KEYS = {"name", "targets", "teachers", "regime"} | {f.name for f in fields(SignalModelConfig)}
@@ -47,7 +43,7 @@ VARIANT_SETTINGS = CASE_KEYS - {"name", "targets", "teachers", "regime"} - FIXED
 
 
 def suite_path(name_or_path: str, kind: str = "inr") -> Path:
-    """A suite file path, or the name of a ``kind`` suite in benchmarks/ ("quick", "dev", "heldout")."""
+    """A suite file path, or the name of a ``kind`` suite shipped with nteach ("quick", "dev", "heldout")."""
     path = Path(name_or_path)
     return SUITES / f"{kind}-{name_or_path}.toml" if not path.suffix else path
 
@@ -152,7 +148,7 @@ def run_case(suite: dict, case: dict, signal, show_progress: bool) -> dict:
     costs = measure_costs(fresh, case["teachers"], case["config"].ratio)
     runs: dict[str, list[dict]] = {}
     jobs = [(t, s) for k, s in enumerate(suite["seeds"]) for t in rotated(case["teachers"], k)]
-    for teacher, seed in tqdm(jobs, disable=not show_progress, unit="run", desc=case["name"]):
+    for teacher, seed in progress_bar(jobs, show=show_progress, unit="run", desc=case["name"]):
         fit = variant_fit(suite, case, teacher, signal, seed, suite["eval_every"])
         fit.run(show_progress=False)
         history = [{**r, "robust_seconds": robust_seconds(r["work"], costs, teacher)} for r in fit.history]
@@ -165,15 +161,21 @@ def run_case(suite: dict, case: dict, signal, show_progress: bool) -> dict:
 
 def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
               seeds: list[int] | None = None, cases: list[str] | None = None,
-              teachers: list[str] | None = None) -> dict:
+              teachers: list[str] | None = None, seconds: float | None = None) -> dict:
     """Run the suite (or the part given by ``cases``, ``seeds`` and ``teachers``); write results.json
-    after each case, then results.md and one quality-against-time plot per case."""
+    after each case, then results.md and one quality-against-time plot per case. ``seconds`` replaces
+    every run's budget (a smoke test: such results say so, and are not the suite's)."""
     from nteach.bench.report import suite_markdown
     from nteach.viz import quality_vs_time
 
     suite = load_suite(path)
     suite["seeds"] = seeds or suite["seeds"]
     select_part(suite, cases, teachers)
+    if seconds is not None:
+        if seconds <= 0:
+            raise UserError(f"--seconds must be > 0, got {seconds}")
+        for case in suite["cases"]:
+            case["config"] = replace(case["config"], seconds=seconds, steps=None)
     signals = {case["name"]: load_signal(case["config"]) for case in suite["cases"]}  # fail early
     for case in suite["cases"]:
         for teacher in case["teachers"]:
@@ -181,6 +183,8 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
     folder = new_run_folder(out, overwrite)
     results = {"format": 2, "suite": suite["name"], "provenance": provenance(path),
                "seeds": suite["seeds"], "cases": {}}
+    if seconds is not None:
+        results["provenance"]["seconds_override"] = seconds
     for case in suite["cases"]:
         name, signal = case["name"], signals[case["name"]]
         results["cases"][name] = run_case(suite, case, signal, show_progress)

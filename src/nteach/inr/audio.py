@@ -21,7 +21,7 @@ from scipy import signal as scipy_signal
 
 from nteach.errors import UserError
 from nteach.inr.metrics import psnr, si_snr
-from nteach.inr.signals import LAPLACIAN_ERROR_SCALE, _fraction, grid
+from nteach.inr.signals import LAPLACIAN_ERROR_SCALE, fraction_in_name, grid
 from nteach.runs import atomic_write, save_figure
 
 DATA_RANGE = 2.0  # targets lie in [-1, 1]
@@ -152,7 +152,8 @@ class AudioSignal:
         if name == "edges":
             values = top_share(first_difference(target), EDGE_SHARE)
         elif kind == "expansive_edges" and argument:
-            values = ndimage.binary_dilation(top_share(first_difference(target), _fraction(argument, name)),
+            share = fraction_in_name(argument, name)
+            values = ndimage.binary_dilation(top_share(first_difference(target), share),
                                              structure=np.ones(3, dtype=bool))
         elif name == "edge_magnitude":
             values = first_difference(target)

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import torch
 
+from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.inr.fit import Budget, Fit, quality
 from nteach.inr.models import LEARNING_RATES, make_model
 from nteach.inr.signals import Signal, load_image
+from nteach.launch import process_group_from_env
+from nteach.options import option
 from nteach.runs import (
     CHECKPOINT,
     save_checkpoint,
@@ -21,8 +24,8 @@ from nteach.runs import (
     write_json,
     write_jsonl,
 )
+from nteach.seeding import seeded
 from nteach.teaching import Teacher
-from nteach.teaching.distributed import process_group_from_env
 
 SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
@@ -31,82 +34,67 @@ LOWER_IS_BETTER = ("chamfer",)  # quality measures whose best value is the small
 AUDIO_SAMPLE_RATE, AUDIO_CLIP_SECONDS = 8000, 2.0  # audio's defaults, sized for a CPU like 128 px images
 
 
-def _opt(help: str, **extra) -> dict:
-    return {"help": help, **extra}
-
-
 @dataclass
 class SignalModelConfig:
     """What to fit and with which network: shared by `nteach fit` and `nteach compare`."""
 
-    image: str = field(default="astronaut", metadata=_opt(
+    image: str = field(default="astronaut", metadata=option(
         "signal file: an image (PNG, JPEG, TIFF, ...) or a bundled scikit-image name, an audio file "
         "(WAV, OGG, FLAC, ...) or a mesh (OFF, OBJ, PLY, STL)", positional=True))
-    signal: str | None = field(default=None, metadata=_opt(
+    signal: str | None = field(default=None, metadata=option(
         "what to fit: image, audio, sdf or occupancy (default: from the file's extension; "
         "meshes give occupancy)"))
-    size: int | None = field(default=128, metadata=_opt(
+    size: int | None = field(default=128, metadata=option(
         "image: resize so the longer side has this many pixels (0 keeps the original size)"))
-    gray: bool = field(default=False, metadata=_opt("image: fit the gray version of the image"))
-    sample_rate: int | None = field(default=None, metadata=_opt(
+    gray: bool = field(default=False, metadata=option("image: fit the gray version of the image"))
+    sample_rate: int | None = field(default=None, metadata=option(
         "audio: resample to this many samples per second (default 8000, which with 2 s fits on a CPU as "
         "128 px does for images; 0 keeps the file's rate)"))
-    clip_seconds: float | None = field(default=None, metadata=_opt(
+    clip_seconds: float | None = field(default=None, metadata=option(
         "audio: fit only the first this many seconds (default 2; 0: all of it)"))
-    mono: bool = field(default=False, metadata=_opt("audio: average the channels into one"))
-    resolution: int = field(default=32, metadata=_opt(
+    mono: bool = field(default=False, metadata=option("audio: average the channels into one"))
+    resolution: int = field(default=32, metadata=option(
         "sdf/occupancy: points per side of the [-1, 1]^3 grid (32^3 + 10k surface points fit on a CPU; "
         "use 64-128 on a GPU)"))
-    surface_points: int = field(default=10000, metadata=_opt(
+    surface_points: int = field(default=10000, metadata=option(
         "sdf/occupancy: extra points sampled near the surface (surface samples + Gaussian noise)"))
-    model: str = field(default="siren", metadata=_opt("INR architecture"))
-    width: int = field(default=128, metadata=_opt("units per hidden layer"))
-    depth: int = field(default=3, metadata=_opt("number of hidden (sine) layers"))
-    omega_0: float = field(default=30.0, metadata=_opt("SIREN/FINER frequency factor"))
-    first_omega_0: float | None = field(default=None, metadata=_opt(
+    model: str = field(default="siren", metadata=option("INR architecture"))
+    width: int = field(default=128, metadata=option("units per hidden layer"))
+    depth: int = field(default=3, metadata=option("number of hidden (sine) layers"))
+    omega_0: float = field(default=30.0, metadata=option("SIREN/FINER frequency factor"))
+    first_omega_0: float | None = field(default=None, metadata=option(
         "SIREN/FINER first layer's frequency factor (default: 3000 for audio, as SIREN's audio fits, "
         "else omega_0)"))
-    lr: float | None = field(default=None, metadata=_opt(
+    lr: float | None = field(default=None, metadata=option(
         "Adam learning rate (default: the model's usual one)"))
-    lr_schedule: str = field(default="constant", metadata=_opt(
+    lr_schedule: str = field(default="constant", metadata=option(
         "learning-rate schedule over the budget (steps or seconds): constant, cosine (to 0) or "
         "exponential (to 1 %)"))
-    ratio: float = field(default=0.2, metadata=_opt("fraction of coordinates trained on per step, in (0, 1]"))
-    schedule: str | None = field(default=None, metadata=_opt(
+    ratio: float = field(default=0.2, metadata=option(
+        "fraction of coordinates trained on per step, in (0, 1]"))
+    schedule: str | None = field(default=None, metadata=option(
         "ratio schedule: constant, linear, step, cosine, reverse-cosine (default: the teacher's own)"))
-    interval: str | None = field(default=None, metadata=_opt(
+    interval: str | None = field(default=None, metadata=option(
         "re-selection interval: dense, dense2, incremental, reverse-incremental, void "
         "(default: the teacher's)"))
-    steps: int | None = field(default=None, metadata=_opt("training steps (or give --seconds)"))
-    seconds: float | None = field(default=None, metadata=_opt("training seconds, scoring included"))
-    seed: int = field(default=0, metadata=_opt("seed for the network and the teacher"))
-    chunk: int = field(default=65536, metadata=_opt("coordinates per chunk in full passes (bounds memory)"))
-    device: str = field(default="auto", metadata=_opt("cpu, cuda, cuda:N or auto"))
+    steps: int | None = field(default=None, metadata=option("training steps (or give --seconds)"))
+    seconds: float | None = field(default=None, metadata=option("training seconds, scoring included"))
+    seed: int = field(default=0, metadata=option("seed for the network and the teacher"))
+    chunk: int = field(default=65536, metadata=option("coordinates per chunk in full passes (bounds memory)"))
+    device: str = field(default="auto", metadata=option("cpu, cuda, cuda:N or auto"))
 
 
 @dataclass
 class FitConfig(SignalModelConfig):
     """`nteach fit`: one teacher, one run folder."""
 
-    teacher: str = field(default="paced_sweep", metadata=_opt("teaching strategy"))
-    out: str | None = field(default=None, metadata=_opt("run folder (default runs/TEACHER-IMAGE)"))
-    overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
-    eval_every: float | None = field(default=None, metadata=_opt(
+    teacher: str = field(default="paced_sweep", metadata=option("teaching strategy"))
+    out: str | None = field(default=None, metadata=option("run folder (default runs/TEACHER-IMAGE)"))
+    overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
+    eval_every: float | None = field(default=None, metadata=option(
         "evaluate every this many steps (or seconds, for --seconds); default: 50 evaluations"))
-    checkpoint_every: int = field(default=500, metadata=_opt(
+    checkpoint_every: int = field(default=500, metadata=option(
         "steps between checkpoints (0: only at the end)"))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but no CUDA GPU is available")
-    return device
 
 
 def guess_signal(path: str) -> str:
@@ -160,10 +148,10 @@ def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signa
     budget = Budget(steps=config.steps, seconds=config.seconds)
     if config.chunk <= 0:
         raise UserError(f"chunk must be > 0, got {config.chunk}")
-    torch.manual_seed(config.seed)
-    model = make_model(config.model, signal.coords.shape[1], signal.targets.shape[1],
-                       width=config.width, depth=config.depth, omega_0=config.omega_0,
-                       first_omega_0=first_omega_0(config))
+    with seeded(config.seed):
+        model = make_model(config.model, signal.coords.shape[1], signal.targets.shape[1],
+                           width=config.width, depth=config.depth, omega_0=config.omega_0,
+                           first_omega_0=first_omega_0(config))
     teacher = Teacher(teacher_name, len(signal), ratio=config.ratio, schedule=config.schedule,
                       interval=config.interval, seed=config.seed, **options)
     lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]

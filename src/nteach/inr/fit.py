@@ -21,13 +21,15 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from nteach.errors import UserError
 from nteach.inr.lr import check_lr_schedule, lr_factor
 from nteach.inr.signals import Signal
+from nteach.launch import Ranks, mean_over_ranks
+from nteach.progress import progress_bar
+from nteach.run_state import RunState
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
-from nteach.teaching.distributed import DistributedTeacher, Ranks, agree_on_progress, mean_over_ranks
+from nteach.teaching.distributed import DistributedTeacher
 from nteach.timing import TrainClock
 
 EVALS_PER_RUN = 50
@@ -94,18 +96,25 @@ class Fit:
         self.chunk = chunk
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.lr, self.lr_schedule = lr, check_lr_schedule(lr_schedule)
-        self.clock = TrainClock(self.device)
+        self.run_state = RunState(self.device, new_work(), ranks)  # clock, work, ranks, random stream
         self.eval_every = eval_every or max(budget.total / EVALS_PER_RUN, 1 if budget.steps else 1e-3)
         self.step = 0
         self.next_eval = 0.0  # in budget units (steps or seconds)
         self.history: list[dict] = []
         self.counts = torch.zeros(len(signal), dtype=torch.int32, device=self.device)
-        self.work = new_work()
         self.last_selected = 0
-        self.ranks = ranks or Ranks.current()
+        self.ranks = self.run_state.ranks
         self.global_teacher = DistributedTeacher(teacher, self.ranks)
         self.shard = self.global_teacher.shard  # the coordinates this rank scores
         self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
+
+    @property
+    def clock(self) -> TrainClock:
+        return self.run_state.clock
+
+    @property
+    def work(self) -> dict[str, int]:
+        return self.run_state.work
 
     def _data_parallel(self) -> nn.Module:
         """The model under DDP, for the training forward (scoring and evaluation use the bare model)."""
@@ -201,12 +210,12 @@ class Fit:
         """
         unit = "step" if self.budget.steps is not None else "s"
         bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]"
-        with tqdm(total=self.budget.total, unit=unit, disable=not show_progress, dynamic_ncols=True,
-                  bar_format=bar_format) as bar:
+        with progress_bar(total=self.budget.total, unit=unit, show=show_progress,
+                          bar_format=bar_format) as bar, self.run_state.random_stream():
             bar.update(self.budget.used(self.step, self.clock.seconds))
             if not self.history:
                 self.evaluate()
-            stopping = self._agree(stop)
+            stopping = self.run_state.agree(stop)
             while not self.done():
                 if stopping:
                     if checkpoint:
@@ -214,7 +223,7 @@ class Fit:
                     return False
                 before = self.budget.used(self.step, self.clock.seconds)
                 self.train_step()
-                stopping = self._agree(stop)
+                stopping = self.run_state.agree(stop)
                 used = self.budget.used(self.step, self.clock.seconds)
                 bar.update(used - before)
                 if used >= self.next_eval or self.done():
@@ -228,42 +237,27 @@ class Fit:
             checkpoint()
         return True
 
-    def _agree(self, stop: threading.Event | None) -> bool:
-        """Whether to stop now; under DDP, also takes rank 0's training seconds as this rank's."""
-        self.clock.seconds, stopping = agree_on_progress(
-            self.clock.seconds, stop is not None and stop.is_set(), self.ranks)
-        return stopping
-
     def state_dict(self) -> dict:
         """Everything an exact resume needs, on any number of ranks (all of it is global)."""
-        state = {
+        return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "teacher": self.teacher.state_dict(),
             "step": self.step,
-            "seconds": self.clock.seconds,
             "next_eval": self.next_eval,
             "history": self.history,
             "counts": self.counts.cpu(),
             "last_selected": self.last_selected,
-            "work": dict(self.work),
-            "torch_rng": torch.get_rng_state(),
+            **self.run_state.state_dict(),  # seconds, work, the random stream
         }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.teacher.load_state_dict(state["teacher"], self.device)
         self.step = state["step"]
-        self.clock.seconds = state["seconds"]
+        self.run_state.load_state_dict(state)
         self.next_eval = state["next_eval"]
         self.history = list(state["history"])
         self.counts = state["counts"].to(self.device)
         self.last_selected = state["last_selected"]
-        self.work = dict(state.get("work", new_work()))
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)

@@ -24,7 +24,7 @@ from skimage import io, util
 from nteach.errors import UserError
 from nteach.inr import meshes
 from nteach.inr.metrics import chamfer, iou, psnr
-from nteach.inr.signals import LAPLACIAN_ERROR_SCALE, _fraction, grid
+from nteach.inr.signals import LAPLACIAN_ERROR_SCALE, fraction_in_name, grid
 from nteach.runs import atomic_write
 
 SHAPE_KINDS = ("sdf", "occupancy")
@@ -141,7 +141,7 @@ class ShapeSignal:
         if name == "edges":
             values = distance < self.voxel
         elif kind == "expansive_edges" and argument:
-            count = math.ceil(_fraction(argument, name) * len(distance))
+            count = math.ceil(fraction_in_name(argument, name) * len(distance))
             values = np.zeros(len(distance), dtype=bool)
             values[np.argsort(distance, kind="stable")[:count]] = True
         elif name == "edge_magnitude":

@@ -57,7 +57,7 @@ def grid(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
 
 
-def _fraction(text: str, name: str) -> float:
+def fraction_in_name(text: str, name: str) -> float:
     """The number in a score name such as "expansive_edges:0.1", checked to lie in (0, 1]."""
     try:
         value = float(text)
@@ -126,7 +126,7 @@ class ImageSignal:
         if name == "edges":
             values = features.canny_edges(util.img_as_ubyte(self.gray), *EGRA_CANNY)
         elif kind == "expansive_edges" and argument:
-            values = features.expansive_edge_mask(self.gray, _fraction(argument, name))
+            values = features.expansive_edge_mask(self.gray, fraction_in_name(argument, name))
         elif name == "edge_magnitude":
             values = features.sobel_magnitude(self.gray)
         elif name == "laplacian_error":

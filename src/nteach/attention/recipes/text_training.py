@@ -17,12 +17,13 @@ from tqdm.auto import tqdm
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
-from nteach.attention.hf import TeachingTrainer
 from nteach.attention.recipes.text_common import CHECKPOINTS, TextConfig
+from nteach.devices import resolve_device
 from nteach.errors import UserError
-from nteach.inr.experiment import resolve_device
+from nteach.hf import TeachingTrainer
+from nteach.launch import Ranks, agree_on_progress
+from nteach.progress import progress_bar
 from nteach.runs import HISTORY, save_figure, write_json, write_jsonl
-from nteach.teaching.distributed import Ranks, agree_on_progress
 
 Evaluate = Callable[[], dict]  # validation metrics of the model as it is now
 
@@ -62,7 +63,7 @@ class RunCallback(TrainerCallback):
         self.ranks = Ranks.current()
 
     def record(self, state) -> None:
-        t = self.trainer
+        t = self.trainer.teaching
         metrics = self.evaluate()
         self.history.append({
             "epoch": t.round, "steps": state.global_step, "seconds": t.clock.seconds, "examples": t.examples,
@@ -78,13 +79,14 @@ class RunCallback(TrainerCallback):
             self.record(state)
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.bar.n = self.trainer.progress()
+        self.bar.n = self.trainer.teaching.progress()
         self.bar.update(0)
         if agree_on_progress(0.0, self.stop is not None and self.stop.is_set(), self.ranks)[1]:
             control.should_save = control.should_training_stop = True
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if self.trainer.steps == 0 and self.trainer.round > self.history[-1]["epoch"]:
+        teaching = self.trainer.teaching
+        if teaching.steps == 0 and teaching.round > self.history[-1]["epoch"]:
             self.record(state)
 
 
@@ -99,7 +101,7 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
     hf_bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers' own bars (writing checkpoints) would break ours
     is_main = Ranks.current().is_main
-    bar = tqdm(total=config.epochs, disable=not (show_progress and is_main), dynamic_ncols=True,
+    bar = progress_bar(total=config.epochs, show=show_progress and is_main,
                bar_format=bar_format)
     try:
         with warnings.catch_warnings():
@@ -112,9 +114,11 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
         if hf_bars:
             hf_logging.enable_progress_bar()
     best = max if metric == "val_accuracy" else min
-    summary = {"finished": trainer.round >= config.epochs, "teacher": config.teacher, "epochs": trainer.round,
-               "steps": trainer.state.global_step, "examples_trained": trainer.examples,
-               "train_seconds": trainer.clock.seconds, f"final_{metric}": history[-1][metric],
+    teaching = trainer.teaching
+    summary = {"finished": teaching.round >= config.epochs, "teacher": config.teacher,
+               "epochs": teaching.round,
+               "steps": trainer.state.global_step, "examples_trained": teaching.examples,
+               "train_seconds": teaching.clock.seconds, f"final_{metric}": history[-1][metric],
                f"best_{metric}": best(r[metric] for r in history), "config": asdict(config)}
     if is_main:
         figure = quality_vs_time({config.teacher: history}, metric=metric, title=title)

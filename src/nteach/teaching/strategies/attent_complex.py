@@ -161,6 +161,7 @@ class AtteNTComplex(Cycles):
     temperature: float = 1.0  # T of the soft selection's softmax(loss / T)
 
     name = "attent_complex"
+    teaches = ("examples",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

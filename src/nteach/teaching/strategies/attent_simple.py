@@ -23,6 +23,7 @@ class AtteNTSimple(Strategy):
     warmup: int = 1  # full epochs before the subset is chosen
 
     name = "attent_simple"
+    teaches = ("examples",)
     default_ratio = 0.7  # the share of the pool kept after the warm-up
 
     def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:

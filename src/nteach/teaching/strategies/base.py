@@ -68,6 +68,7 @@ class Strategy:
     default_interval: ClassVar[str] = "dense"
     wants_input_grads: ClassVar[bool] = False
     filters_batches: ClassVar[bool] = False  # True: the loop asks ``filter_batch`` which examples to backprop
+    teaches: ClassVar[tuple[str, ...]] = ("coordinates",)  # its pools: a signal's "coordinates", "examples"
 
     def needs(self, event: int) -> tuple[str, ...]:
         return ()

@@ -10,6 +10,7 @@ from nteach.teaching.strategies.registry import register
 @dataclass(frozen=True)
 class Full(Strategy):
     name = "full"
+    teaches = ("coordinates", "examples")
     default_interval = "void"
 
     def select(self, ctx) -> Selection:

@@ -29,6 +29,7 @@ class InfoBatch(Strategy):
     delta: float = 0.875  # stop pruning from this fraction of the epochs on
 
     name = "infobatch"
+    teaches = ("examples",)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prune < 1.0:

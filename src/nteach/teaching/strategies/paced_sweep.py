@@ -54,6 +54,7 @@ class PacedSweep(Strategy):
     max_weight: float = 5.0
 
     name = "paced_sweep"
+    teaches = ("coordinates", "examples")
     default_ratio = 0.7  # for datasets of examples (a share of each epoch); `nteach fit` passes --ratio (0.2)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,11 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
+def teachers_of(pool: str) -> tuple[str, ...]:
+    """The registered strategies that select from ``pool`` ("coordinates" or "examples"), by name."""
+    return tuple(sorted(name for name, cls in STRATEGIES.items() if pool in cls.teaches))
+
+
 def make_strategy(name: str, **options) -> Strategy:
     """Build the strategy registered as ``name`` with the given hyperparameters."""
     if name not in STRATEGIES:

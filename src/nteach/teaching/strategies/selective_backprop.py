@@ -38,6 +38,7 @@ class SelectiveBackprop(Strategy):
     window: int = 1024  # recent losses the percentile ranks are taken over
 
     name = "selective_backprop"
+    teaches = ("examples",)
     filters_batches = True
 
     def __post_init__(self) -> None:

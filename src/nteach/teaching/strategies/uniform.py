@@ -12,6 +12,7 @@ from nteach.teaching.strategies.registry import register
 @dataclass(frozen=True)
 class Uniform(Strategy):
     name = "uniform"
+    teaches = ("coordinates", "examples")
 
     def select(self, ctx) -> Selection:
         return Selection(indices=torch.randperm(ctx.pool_size, generator=ctx.generator)[:ctx.budget])

@@ -20,6 +20,7 @@ from nteach.teaching.strategies.registry import register
 @dataclass(frozen=True)
 class UniformSubset(Cycles):
     name = "uniform_subset"
+    teaches = ("examples",)
 
     def draw(self, ctx: Context, count: int) -> torch.Tensor:
         return random_subset(torch.arange(ctx.pool_size), count, ctx.generator)
