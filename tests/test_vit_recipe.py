@@ -125,7 +125,8 @@ def test_cli_writes_a_complete_run_folder(tmp_path, capsys, idx_folder):
     (["--data", "digits", "--batch-size", "0"], "batch size must be > 0, got 0"),
     (["--data", "digits", "--max-examples", "0"], "max examples must be > 0, got 0"),
     (["--data", "digits", "--teacher", "magic"], "unknown teacher 'magic'"),
-    (["--data", "digits", "--options", "cycles=x"], "teacher option cycles must be int, got 'x'"),
+    (["--data", "digits", "--teacher", "attent_complex", "--options", "cycles=x"],
+     "teacher option cycles must be int, got 'x'"),
     (["--data", "digits", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, message):

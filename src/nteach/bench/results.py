@@ -20,8 +20,9 @@ from nteach.bench.compare import machine
 from nteach.errors import UserError
 
 PACKAGE = Path(nteach.__file__).resolve().parent
-TRAINING_CODE = ("teaching", "inr", "attention", "bench/suite.py", "bench/probe.py", "bench/attention.py",
-                 "bench/attention_probe.py", "timing.py")
+TRAINING_CODE = ("teaching", "inr", "attention", "hf", "bench/suite.py", "bench/probe.py",
+                 "bench/attention.py", "bench/attention_probe.py", "timing.py", "run_state.py", "launch.py",
+                 "seeding.py")
 
 
 def _digest(paths: list[Path], root: Path) -> str:

@@ -15,8 +15,11 @@ batch holds follows from the order (rank r takes batches r, r + world, ... as ac
 
 ``attach`` gives the Trainer a copy of its ``TrainingArguments`` with the sequential sampler and
 ``ignore_data_skip`` (resuming mid-round is the callback's job), and says so; the user's object is
-never changed. Teachers that filter each batch (Selective Backprop) need a forward before the
-training one, which a callback cannot add: use ``TeachingTrainer``.
+never changed. Everything else goes through public names: the Trainer's ``train_dataset``,
+``compute_loss_func``, ``loss_is_scaled_for_ga`` and callback list, and the ``lr_lambdas`` of the
+``LambdaLR`` it builds (each wrapped to read the progress in rounds). Teachers that filter each
+batch (Selective Backprop) need a forward before the training one, which a callback cannot add: use
+``TeachingTrainer``.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class ViTConfig:
 
     data: str = field(default="fashion-mnist", metadata=option(
         "'fashion-mnist' (Debian's copy), 'digits' (scikit-learn's 8x8) or a folder of IDX files"))
-    teacher: str = field(default="attent_complex", metadata=option(f"teacher: {', '.join(TEACHERS)}"))
+    teacher: str = field(default="infobatch", metadata=option(  # chosen on the dev suite (docs/benchmarks.md)
+        f"teacher: {', '.join(TEACHERS)}"))
     ratio: float | None = field(default=None, metadata=option(
         "subset ratio of fixed-ratio teachers (attent_simple, uniform); None: the teacher's own"))
     options: str = field(default="", metadata=option("teacher hyperparameters, e.g. selection=hard,cycles=3"))
