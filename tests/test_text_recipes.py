@@ -142,3 +142,11 @@ def test_lm_runs_with_every_teacher(tmp_path, text_file, teacher):
                               layers=1, width=16, heads=2, max_examples=24, teacher=teacher, options=options,
                               out=str(tmp_path / "r")), show_progress=False)
     assert summary["finished"] and summary["steps"] > 0 and summary["final_val_loss"] < 10
+
+
+def test_skip_first_eval_starts_the_history_after_the_first_epoch(tmp_path, text_file):
+    _, folder = run(LMConfig(data=str(text_file), from_scratch=True, seq_len=16, batch_size=4, epochs=2,
+                             layers=1, width=16, heads=2, max_examples=24, skip_first_eval=True,
+                             out=str(tmp_path / "r")), show_progress=False)
+    epochs = [json.loads(line)["epoch"] for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]

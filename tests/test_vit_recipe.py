@@ -105,6 +105,14 @@ def test_every_attention_teacher_trains(tmp_path, teacher):
     assert summary["examples_trained"] == full if teacher == "full" else summary["examples_trained"] < full
 
 
+def test_skip_first_eval_starts_the_history_after_the_first_epoch(tmp_path):
+    config = ViTConfig(data="digits", model="micro", epochs=2, batch_size=64, skip_first_eval=True,
+                       out=str(tmp_path / "run"))
+    _, folder = run(config, show_progress=False)
+    epochs = [json.loads(line)["epoch"] for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
 def test_cli_writes_a_complete_run_folder(tmp_path, capsys, idx_folder):
     out = tmp_path / "run"
     assert main(["train", "vit", "--data", str(idx_folder), "--epochs", "2", "--out", str(out),

@@ -45,6 +45,8 @@ class TextConfig:
     device: str = field(default="auto", metadata=option("cpu, cuda or auto"))
     out: str | None = field(default=None, metadata=option("run folder; None: runs/RECIPE-TEACHER-DATA"))
     overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
+    skip_first_eval: bool = field(default=False, metadata=option(
+        "no validation before training: the curve starts after the first epoch (benchmarks)"))
 
 
 def check(config: TextConfig) -> None:

@@ -57,9 +57,9 @@ class RunCallback(TrainerCallback):
     """
 
     def __init__(self, trainer: TeachingTrainer, evaluate: Evaluate, history: list[dict], folder: Path,
-                 bar: tqdm, stop: threading.Event | None) -> None:
+                 bar: tqdm, stop: threading.Event | None, first_eval: bool = True) -> None:
         self.trainer, self.evaluate, self.history = trainer, evaluate, history
-        self.folder, self.bar, self.stop = folder, bar, stop
+        self.folder, self.bar, self.stop, self.first_eval = folder, bar, stop, first_eval
         self.ranks = Ranks.current()
 
     def record(self, state) -> None:
@@ -75,7 +75,7 @@ class RunCallback(TrainerCallback):
         self.bar.set_postfix_str(", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if not self.history:
+        if not self.history and self.first_eval:
             self.record(state)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -86,7 +86,7 @@ class RunCallback(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         teaching = self.trainer.teaching
-        if teaching.steps == 0 and teaching.round > self.history[-1]["epoch"]:
+        if teaching.steps == 0 and teaching.round > (self.history[-1]["epoch"] if self.history else 0):
             self.record(state)
 
 
@@ -101,13 +101,13 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
     hf_bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers' own bars (writing checkpoints) would break ours
     is_main = Ranks.current().is_main
-    bar = progress_bar(total=config.epochs, show=show_progress and is_main,
-               bar_format=bar_format)
+    bar = progress_bar(total=config.epochs, show=show_progress and is_main, bar_format=bar_format)
     try:
         with warnings.catch_warnings():
             for noise in (".*is_gradient_checkpointing.*", "Could not find a config file"):  # peft's
                 warnings.filterwarnings("ignore", message=noise)
-            trainer.add_callback(RunCallback(trainer, evaluate, history, folder, bar, stop))
+            trainer.add_callback(RunCallback(trainer, evaluate, history, folder, bar, stop,
+                                             first_eval=not config.skip_first_eval))
             trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         bar.close()

@@ -68,6 +68,8 @@ class ViTConfig:
     out: str | None = field(default=None, metadata=option("run folder; None: runs/vit-TEACHER-DATA"))
     overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
     eval_every: int = field(default=1, metadata=option("epochs between validation passes"))
+    skip_first_eval: bool = field(default=False, metadata=option(
+        "no validation before training: the curve starts after the first epoch (benchmarks)"))
 
 
 def check(config: ViTConfig) -> None:
@@ -138,7 +140,7 @@ def run(config: ViTConfig, resume_folder: Path | None = None, show_progress: boo
         state = start_or_resume(folder, asdict(config), config.overwrite, resume_folder is not None, ranks)
         if state is not None:
             training.load_state_dict(state)
-        else:
+        elif not config.skip_first_eval:
             training.evaluate()
         train(training, folder, show_progress, stop)
         summary = summarize(training, images.test, config)
