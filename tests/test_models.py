@@ -23,7 +23,7 @@ def test_models_map_float_coordinates_to_float_outputs(name, dim_in, dim_out):
 
 def test_learning_rates():
     assert LEARNING_RATES == {"siren": 1e-4, "ffn": 1e-3, "pe": 1e-3, "finer": 5e-4,
-                              "gauss": 5e-3, "wire": 5e-3}
+                              "gauss": 5e-3, "wire": 5e-3, "hashgrid": 1e-2}
 
 
 def test_make_model_rejects_bad_names_and_sizes():

@@ -58,7 +58,8 @@ class SignalModelConfig:
         "use 64-128 on a GPU)"))
     surface_points: int = field(default=10000, metadata=option(
         "sdf/occupancy: extra points sampled near the surface (surface samples + Gaussian noise)"))
-    model: str = field(default="siren", metadata=option("INR architecture"))
+    model: str = field(default="siren", metadata=option(
+        "INR architecture: siren, ffn, pe, finer, gauss, wire or hashgrid (instant-NGP's hash encoding)"))
     width: int = field(default=128, metadata=option("units per hidden layer"))
     depth: int = field(default=3, metadata=option("number of hidden (sine) layers"))
     omega_0: float = field(default=30.0, metadata=option("SIREN/FINER frequency factor"))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from nteach.errors import UserError
+from nteach.inr.hashgrid import HashGrid
 
 
 def relu_mlp(dim_in: int, dim_out: int, width: int, depth: int) -> nn.Sequential:
@@ -210,8 +211,9 @@ class Wire(nn.Module):
 
 
 MODELS = {"siren": Siren, "ffn": FourierFeatures, "pe": PositionalEncoding, "finer": Finer,
-          "gauss": Gauss, "wire": Wire}
-LEARNING_RATES = {"siren": 1e-4, "ffn": 1e-3, "pe": 1e-3, "finer": 5e-4, "gauss": 5e-3, "wire": 5e-3}
+          "gauss": Gauss, "wire": Wire, "hashgrid": HashGrid}
+LEARNING_RATES = {"siren": 1e-4, "ffn": 1e-3, "pe": 1e-3, "finer": 5e-4, "gauss": 5e-3, "wire": 5e-3,
+                  "hashgrid": 1e-2}
 SIREN_FREQUENCY = {"siren", "finer"}  # the models make_model's omega_0 applies to
 
 
