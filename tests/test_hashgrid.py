@@ -75,3 +75,11 @@ def test_coordinates_get_gradients_and_bad_dimensions_are_refused():
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(UserError, match="1-D, 2-D or 3-D"):
         HashGrid(4, 1)
+
+
+def test_the_table_size_reaches_the_model_from_the_fit_options():
+    from nteach.inr.models import make_model
+
+    assert make_model("hashgrid", 2, 3, width=8, depth=1, table_log2=10).table.shape == (16, 1024, 2)
+    with pytest.raises(UserError, match="table_log2"):
+        make_model("hashgrid", 2, 3, table_log2=30)

@@ -63,6 +63,8 @@ class SignalModelConfig:
     width: int = field(default=128, metadata=option("units per hidden layer"))
     depth: int = field(default=3, metadata=option("number of hidden (sine) layers"))
     omega_0: float = field(default=30.0, metadata=option("SIREN/FINER frequency factor"))
+    table_log2: int = field(default=15, metadata=option(
+        "hashgrid: log2 of each level's table size (instant-NGP: 14 to 24)"))
     first_omega_0: float | None = field(default=None, metadata=option(
         "SIREN/FINER first layer's frequency factor (default: 3000 for audio, as SIREN's audio fits, "
         "else omega_0)"))
@@ -152,7 +154,7 @@ def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signa
     with seeded(config.seed):
         model = make_model(config.model, signal.coords.shape[1], signal.targets.shape[1],
                            width=config.width, depth=config.depth, omega_0=config.omega_0,
-                           first_omega_0=first_omega_0(config))
+                           first_omega_0=first_omega_0(config), table_log2=config.table_log2)
     teacher = Teacher(teacher_name, len(signal), ratio=config.ratio, schedule=config.schedule,
                       interval=config.interval, seed=config.seed, **options)
     lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]

@@ -218,12 +218,12 @@ SIREN_FREQUENCY = {"siren", "finer"}  # the models make_model's omega_0 applies 
 
 
 def make_model(name: str, dim_in: int, dim_out: int, width: int = 256, depth: int = 5,
-               omega_0: float = 30.0, first_omega_0: float | None = None) -> nn.Module:
+               omega_0: float = 30.0, first_omega_0: float | None = None, table_log2: int = 15) -> nn.Module:
     """Build the architecture registered as ``name``.
 
     ``omega_0`` is SIREN's frequency factor and ``first_omega_0`` its first layer's (default
     ``omega_0``): only SIREN and FINER take them; the other models keep their own defaults
-    (WIRE's omega_0 is 20).
+    (WIRE's omega_0 is 20). ``table_log2`` sizes the hash grid's tables (2^table_log2 entries a level).
     """
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
@@ -231,5 +231,9 @@ def make_model(name: str, dim_in: int, dim_out: int, width: int = 256, depth: in
         raise UserError(f"width and depth must be > 0, got width {width}, depth {depth}")
     if omega_0 <= 0 or (first_omega_0 is not None and first_omega_0 <= 0):
         raise UserError(f"omega_0 and first_omega_0 must be > 0, got {omega_0} and {first_omega_0}")
+    if not 4 <= table_log2 <= 24:
+        raise UserError(f"table_log2 must be in [4, 24], got {table_log2}")
     extra = {"omega_0": omega_0, "first_omega_0": first_omega_0} if name in SIREN_FREQUENCY else {}
+    if name == "hashgrid":
+        extra = {"log2_table": table_log2}
     return MODELS[name](dim_in, dim_out, width=width, depth=depth, **extra)
