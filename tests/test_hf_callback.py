@@ -40,19 +40,25 @@ class Spy(TrainerCallback):
         self.rates.append(lr_scheduler.get_last_lr()[0])
 
 
+class StopAt(TrainerCallback):
+    """Save and stop after optimizer step ``step`` (None: never)."""
+
+    def __init__(self, step: int | None) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = control.should_training_stop = True
+
+
 def plain_run(folder, teacher: Teacher, stop_at: int | None = None, resume: bool = False, **options):
     model = tiny_gpt2()
     recorder, spy = Recorder(model), Spy(teacher)
 
-    class Stop(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == stop_at:
-                control.should_save = control.should_training_stop = True
-
     args = TrainingArguments(output_dir=str(folder), num_train_epochs=teacher.total_steps,
                              **{**SETTINGS, **options})
     trainer = Trainer(model=model, args=args, train_dataset=pool(), data_collator=collate,
-                      callbacks=[recorder, spy, Stop()])
+                      callbacks=[recorder, spy, StopAt(stop_at)])
     TeachingCallback(teacher).attach(trainer)
     trainer.train(resume_from_checkpoint=resume or None)
     return model, trainer, recorder, spy
@@ -133,13 +139,8 @@ def sft_run(tmp_path, teacher: Teacher, stop_at: int | None = None, resume: bool
     model = tiny_gpt2()
     recorder, spy = Recorder(model), Spy(teacher)
 
-    class Stop(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == stop_at:
-                control.should_save = control.should_training_stop = True
-
     trainer = trl.SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
-                             callbacks=[recorder, spy, Stop()])
+                             callbacks=[recorder, spy, StopAt(stop_at)])
     TeachingCallback(teacher, causal_lm_example_losses).attach(trainer)
     trainer.train(resume_from_checkpoint=resume or None)
     return model, trainer, recorder, spy
