@@ -76,3 +76,17 @@ class RunState:
         self.rng = state.get("rng")
         if self.streaming and self.rng is not None:
             self._restore(self.rng)
+
+
+class WithRunState:
+    """For a loop that holds ``self.run_state``: its clock and work counters read as the loop's own."""
+
+    run_state: RunState
+
+    @property
+    def clock(self) -> TrainClock:
+        return self.run_state.clock
+
+    @property
+    def work(self) -> dict[str, int]:  # this process's, for clock-robust time (nteach.bench probes)
+        return self.run_state.work

@@ -41,18 +41,17 @@ from nteach.errors import UserError
 from nteach.hf.losses import ExampleLosses, default_example_losses
 from nteach.hf.rounds import RoundView, progress_schedule, round_order
 from nteach.launch import Ranks
-from nteach.run_state import RunState
+from nteach.run_state import RunState, WithRunState
 from nteach.runs import load_checkpoint, save_checkpoint
 from nteach.teaching import Teacher
 from nteach.teaching.distributed import DistributedTeacher
-from nteach.timing import TrainClock
 
 TEACHING_STATE = "teaching.pt"  # written into every checkpoint-*/ folder
 REQUIRED_ARGUMENTS = {"train_sampling_strategy": "sequential", "ignore_data_skip": True}
 log = logging.getLogger(__name__)
 
 
-class TeachingCallback(TrainerCallback):
+class TeachingCallback(TrainerCallback, WithRunState):
     """Teach ``teacher`` (``total_steps`` = the Trainer's epochs) inside a Trainer; see ``attach``."""
 
     def __init__(self, teacher: Teacher, example_losses: ExampleLosses = default_example_losses,
@@ -105,13 +104,6 @@ class TeachingCallback(TrainerCallback):
         trainer.callback_handler.callbacks.insert(0, self)
         return self
 
-    @property
-    def clock(self) -> TrainClock:
-        return self.run_state.clock
-
-    @property
-    def work(self) -> dict[str, int]:  # this process's, for clock-robust time (nteach.bench.attention_probe)
-        return self.run_state.work
 
     @property
     def unit(self) -> int:

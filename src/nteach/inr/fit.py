@@ -27,10 +27,9 @@ from nteach.inr.lr import check_lr_schedule, lr_factor
 from nteach.inr.signals import Signal
 from nteach.launch import Ranks, mean_over_ranks
 from nteach.progress import progress_bar
-from nteach.run_state import RunState
+from nteach.run_state import RunState, WithRunState
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
 from nteach.teaching.distributed import DistributedTeacher
-from nteach.timing import TrainClock
 
 EVALS_PER_RUN = 50
 
@@ -75,7 +74,7 @@ class Budget:
         return min(self.used(step, seconds) / self.total, 1.0)
 
 
-class Fit:
+class Fit(WithRunState):
     """One fitting run: model, Adam, teacher, clock and history. Checkpointable at any step boundary.
 
     ``ranks``: this process's place in a process group (default: the initialised one, if any).
@@ -108,13 +107,6 @@ class Fit:
         self.shard = self.global_teacher.shard  # the coordinates this rank scores
         self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
 
-    @property
-    def clock(self) -> TrainClock:
-        return self.run_state.clock
-
-    @property
-    def work(self) -> dict[str, int]:
-        return self.run_state.work
 
     def _data_parallel(self) -> nn.Module:
         """The model under DDP, for the training forward (scoring and evaluation use the bare model)."""

@@ -22,11 +22,10 @@ from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.launch import Ranks
 from nteach.progress import progress_bar
-from nteach.run_state import RunState
+from nteach.run_state import RunState, WithRunState
 from nteach.runs import CHECKPOINT, HISTORY, save_checkpoint, save_figure, write_json, write_jsonl
 from nteach.seeding import seeded
 from nteach.teaching import Teacher
-from nteach.timing import TrainClock
 
 if TYPE_CHECKING:
     from nteach.attention.recipes.vit import ViTConfig
@@ -40,7 +39,7 @@ def learning_rate(progress: float, peak: float, schedule: str, warmup: float) ->
     return peak * (0.5 * (1.0 + math.cos(math.pi * t)) if schedule == "cosine" else 1.0 - t)
 
 
-class Training:
+class Training(WithRunState):
     """Model, AdamW, teaching, clock, history and position (epoch, batch): checkpointable between steps.
 
     ``ranks``: this process's place in a process group (default: the initialised one, if any); under
@@ -71,13 +70,6 @@ class Training:
         self.history: list[dict] = []
         self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
 
-    @property
-    def clock(self) -> TrainClock:
-        return self.run_state.clock
-
-    @property
-    def work(self) -> dict[str, int]:  # this process's, for clock-robust time (nteach.bench.attention_probe)
-        return self.run_state.work
 
     def _data_parallel(self) -> DistributedDataParallel:
         """The model under DDP, for the training forward (scoring and evaluation use the bare model)."""
