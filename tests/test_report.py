@@ -1,10 +1,11 @@
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from nteach.bench.report import RESULTS, write_report
-from nteach.bench.results import merge
+from nteach.bench.results import merge, suites_in
 from nteach.bench.summary import best_peer, ratio_to, summarize_case
 from nteach.errors import UserError
 
@@ -67,6 +68,22 @@ def test_parts_merge_per_case_and_teacher_and_refuse_a_seed_twice():
     assert merged["cases"]["c"]["costs"] == [{"k": 2}, {"k": 1}] and len(merged["provenance"]) == 2
     with pytest.raises(UserError, match="seed 0 in two parts"):
         merge([part, part])
+
+
+def test_cases_only_an_earlier_version_measured_stay_with_its_code(tmp_path):
+    def part(code, written, cases, seed=0):
+        return {"format": 2, "suite": "s", "provenance": {"suite_hash": code, "code": code, "written": written},
+                "cases": {c: {"metric": "psnr", "costs": {}, "runs": {"uniform": [{"seed": seed}]}}
+                          for c in cases}}
+
+    for name, results in {"a": part("old", "1", ["kept", "redone"]), "b": part("new", "2", ["redone"]),
+                          "c": part("new", "3", ["redone"], seed=1)}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    [suite] = suites_in(tmp_path)
+    assert list(suite["cases"]) == ["redone", "kept"]
+    assert [r["seed"] for r in suite["cases"]["redone"]["runs"]["uniform"]] == [0, 1]  # the new parts only
+    assert "earlier_code" not in suite["cases"]["redone"] and suite["cases"]["kept"]["earlier_code"] == "old"
+    assert [p["code"] for p in suite["provenance"]] == ["new", "new", "old"]
 
 
 def test_the_committed_page_is_what_the_report_generates():

@@ -10,6 +10,7 @@ from nteach.bench.results import describe, suites_in
 from nteach.bench.summary import FRACTIONS, summarize_case
 from nteach.bench.targets import FLAT_GAIN
 from nteach.errors import UserError
+from nteach.inr.models import LEARNING_RATES
 from nteach.runs import write_text
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
@@ -101,10 +102,12 @@ def case_markdown(name: str, case: dict, summary: dict) -> str:
     unit = UNITS.get(metric, metric)
     flat = abs(summary["flat_gain"]) < FLAT_GAIN.get(metric, 0.3)
     budget = f"{config['steps']} steps" if config["steps"] else f"{config['seconds']:g} s"
+    earlier = (f"; measured by an earlier version of the suite or code ({case['earlier_code']})"
+               if case.get("earlier_code") else "")
     lines = [f"\n### {name}\n\n",
              f"{case['points']} points, {config['model']} {config['depth']}x{config['width']}, ratio "
-             f"{config['ratio']}, {budget}, lr schedule {config['lr_schedule']}"
-             f"{', regime ' + case['regime'] if case['regime'] else ''}. "
+             f"{config['ratio']}, {budget}, lr {config.get('lr') or LEARNING_RATES[config['model']]:g} {config['lr_schedule']}"
+             f"{', regime ' + case['regime'] if case['regime'] else ''}{earlier}. "
              f"Q_ref ({summary['reference']}) = {_quality(summary['q_ref'], metric)} {unit}; over the last "
              "fifth "
              f"of its budget it gained {summary['flat_gain']:+.3g} ({'flat' if flat else 'not flat yet'}); "

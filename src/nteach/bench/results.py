@@ -105,16 +105,24 @@ def describe(merged: dict) -> str:
 
 def suites_in(folder: Path) -> list[dict]:
     """The results files under ``folder`` merged per suite: for each suite name, the parts that share
-    the suite file and training code of its newest part."""
+    the suite file and training code of its newest part; then each case that only earlier versions
+    measured, from the newest of them, marked with the training code that measured it (so that re-running
+    part of a suite after a change does not hide the cases it left alone)."""
     by_suite: dict[str, list[dict]] = {}
     for path in sorted(Path(folder).glob("*.json")):
         results = read_results(path)
         by_suite.setdefault(results["suite"], []).append(results)
     merged = []
     for name in sorted(by_suite):
-        parts = sorted(by_suite[name], key=lambda r: r["provenance"]["written"])
-        newest = parts[-1]["provenance"]
-        same = [p for p in parts if (p["provenance"]["suite_hash"], p["provenance"]["code"])
-                == (newest["suite_hash"], newest["code"])]
-        merged.append(merge(same))
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for part in sorted(by_suite[name], key=lambda r: r["provenance"]["written"], reverse=True):
+            groups.setdefault((part["provenance"]["suite_hash"], part["provenance"]["code"]), []).append(part)
+        newest, *earlier = groups.values()
+        suite = merge(newest)
+        for group in earlier:
+            for case, data in merge(group)["cases"].items():
+                if case not in suite["cases"]:
+                    suite["cases"][case] = {**data, "earlier_code": group[0]["provenance"]["code"]}
+                    suite["provenance"] += [p["provenance"] for p in group if case in p["cases"]]
+        merged.append(suite)
     return merged

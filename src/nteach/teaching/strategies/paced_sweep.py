@@ -22,6 +22,10 @@ Three ingredients, each measured on and off (docs/experiments.md):
   examples come back sooner;
 - ``spaced`` copies: an example's visits evenly apart rather than at random
   places in the round, so a hard example is never trained twice in a row.
+Anchors (``anchor_share`` > 0, signals only): the share of every step's
+budget given to the examples nearest the signal's edges (a shape's surface,
+an image's dilated edges: the mask Expansive Supervision trains on), each
+visited once a step; the pace spreads the rest of the round over the others.
 Importance weights (``weighted``: 1 / (N p_i), clipped, batch mean 1) make
 each round's gradient follow the whole pool's; they measured worse (the
 focus is what helps) and are off by default.
@@ -52,6 +56,7 @@ class PacedSweep(Strategy):
     spaced: bool = True  # an example's copies evenly apart in a round (else at random places)
     weighted: bool = False  # importance weights 1 / (N p_i), so each round follows the pool's gradient
     max_weight: float = 5.0
+    anchor_share: float = 0.0  # share of each step's budget on the examples nearest the signal's edges
 
     name = "paced_sweep"
     teaches = ("coordinates", "examples")
@@ -61,6 +66,15 @@ class PacedSweep(Strategy):
         if self.temperature < 0 or not 0.0 < self.mix <= 1.0 or self.max_weight < 1.0:
             raise UserError(f"paced_sweep needs temperature >= 0, 0 < mix <= 1 and max_weight >= 1, "
                             f"got {self.temperature}, {self.mix}, {self.max_weight}")
+        if not 0.0 <= self.anchor_share < 1.0:
+            raise UserError(f"paced_sweep needs 0 <= anchor_share < 1, got {self.anchor_share}")
+
+    def mask_name(self, ctx) -> str:
+        """The signal's edge mask whose area holds ``anchor_share`` of a step's budget."""
+        return f"expansive_edges:{min(self.anchor_share * ctx.budget / ctx.pool_size, 1.0)}"
+
+    def needs_at(self, ctx) -> tuple[str, ...]:
+        return (self.mask_name(ctx),) if self.anchor_share > 0 and "anchor" not in ctx.state else ()
 
     def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
         return {"cache": torch.full((pool_size,), float("nan")),  # last training loss; nan: never trained
@@ -73,6 +87,25 @@ class PacedSweep(Strategy):
             return torch.ones_like(cache)
         scores = cache.clamp_min(1e-12).pow(self.temperature)
         return len(cache) * (1.0 - self.mix) * scores / scores.sum() + self.mix
+
+    def anchored_rates(self, cache: torch.Tensor, anchor: torch.Tensor, budget: int) -> torch.Tensor:
+        """Anchors N / budget visits a round (one a step); the others share the rest of the round's N
+        visits by their pace."""
+        n, others = len(cache), ~anchor
+        rate = torch.full((n,), n / budget)
+        share = n - rate[anchor].sum()  # the visits left for the others
+        rate[others] = self.rates(cache[others]) * share.clamp_min(0) / others.sum().clamp_min(1)
+        return rate
+
+    def anchors(self, ctx) -> torch.Tensor:
+        """A bool mask of the anchors, read from the signal's edge mask on first use and kept."""
+        if "anchor" not in ctx.state:
+            mask = ctx.scores[self.mask_name(ctx)].cpu() > 0
+            keep = min(round(self.anchor_share * ctx.budget), int(mask.sum()))
+            chosen = mask.nonzero().squeeze(1)[torch.randperm(int(mask.sum()), generator=ctx.generator)[:keep]]
+            ctx.state["anchor"] = torch.zeros(ctx.pool_size, dtype=torch.bool)
+            ctx.state["anchor"][chosen] = True
+        return ctx.state["anchor"]
 
     def new_round(self, rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A round: example i ``floor(rate_i + u)`` times, in a shuffled or evenly spaced order."""
@@ -88,8 +121,11 @@ class PacedSweep(Strategy):
     def select(self, ctx) -> Selection:
         state = ctx.state
         order = state["order"].cpu()  # rounds are built on the CPU, where the teacher's generator draws
+        anchor = self.anchors(ctx) if self.anchor_share > 0 else None
         while len(order) < ctx.budget:  # the rest of this round, then the next one
-            state["rate"] = self.rates(state["cache"].cpu())
+            cache = state["cache"].cpu()
+            state["rate"] = (self.rates(cache) if anchor is None
+                             else self.anchored_rates(cache, anchor, ctx.budget))
             order = torch.cat([order, self.new_round(state["rate"], ctx.generator)])
         indices, state["order"] = order[:ctx.budget], order[ctx.budget:]
         device = state["cache"].device
