@@ -72,7 +72,8 @@ def test_parts_merge_per_case_and_teacher_and_refuse_a_seed_twice():
 
 def test_cases_only_an_earlier_version_measured_stay_with_its_code(tmp_path):
     def part(code, written, cases, seed=0):
-        return {"format": 2, "suite": "s", "provenance": {"suite_hash": code, "code": code, "written": written},
+        provenance = {"suite_hash": code, "code": code, "written": written}
+        return {"format": 2, "suite": "s", "provenance": provenance,
                 "cases": {c: {"metric": "psnr", "costs": {}, "runs": {"uniform": [{"seed": seed}]}}
                           for c in cases}}
 

@@ -102,11 +102,12 @@ def case_markdown(name: str, case: dict, summary: dict) -> str:
     unit = UNITS.get(metric, metric)
     flat = abs(summary["flat_gain"]) < FLAT_GAIN.get(metric, 0.3)
     budget = f"{config['steps']} steps" if config["steps"] else f"{config['seconds']:g} s"
+    lr = config.get("lr") or LEARNING_RATES[config["model"]]
     earlier = (f"; measured by an earlier version of the suite or code ({case['earlier_code']})"
                if case.get("earlier_code") else "")
     lines = [f"\n### {name}\n\n",
              f"{case['points']} points, {config['model']} {config['depth']}x{config['width']}, ratio "
-             f"{config['ratio']}, {budget}, lr {config.get('lr') or LEARNING_RATES[config['model']]:g} {config['lr_schedule']}"
+             f"{config['ratio']}, {budget}, lr {lr:g} {config['lr_schedule']}"
              f"{', regime ' + case['regime'] if case['regime'] else ''}{earlier}. "
              f"Q_ref ({summary['reference']}) = {_quality(summary['q_ref'], metric)} {unit}; over the last "
              "fifth "

@@ -102,7 +102,8 @@ class PacedSweep(Strategy):
         if "anchor" not in ctx.state:
             mask = ctx.scores[self.mask_name(ctx)].cpu() > 0
             keep = min(round(self.anchor_share * ctx.budget), int(mask.sum()))
-            chosen = mask.nonzero().squeeze(1)[torch.randperm(int(mask.sum()), generator=ctx.generator)[:keep]]
+            shuffled = torch.randperm(int(mask.sum()), generator=ctx.generator)
+            chosen = mask.nonzero().squeeze(1)[shuffled[:keep]]
             ctx.state["anchor"] = torch.zeros(ctx.pool_size, dtype=torch.bool)
             ctx.state["anchor"][chosen] = True
         return ctx.state["anchor"]
