@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 from torch.func import functional_call, jacrev
@@ -60,3 +61,44 @@ def test_l1_residual_by_hand():
     predictions = torch.tensor([[0.5, 0.5, 0.5], [1.0, 0.0, 0.25]])
     targets = torch.tensor([[0.0, 1.0, 0.5], [1.0, 1.0, 0.0]])
     assert l1_residual(predictions, targets).tolist() == [1.0, 1.25]
+
+
+class OldStyleSine(torch.autograd.Function):
+    """A custom op written the way fused CUDA kernels are (tiny-cuda-nn's): forward(ctx, ...), no
+    setup_context, no forward-mode rule, so torch.func cannot transform it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.sin()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x.cos()
+
+
+class FusedLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first, self.last = nn.Linear(2, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.last(OldStyleSine.apply(self.first(x)))
+
+
+def test_ntk_product_of_a_model_torch_func_cannot_transform():
+    torch.manual_seed(0)
+    model = FusedLike().double()
+    x = torch.rand(9, 2, dtype=torch.float64) * 2 - 1
+    r = torch.randn(9, 3, dtype=torch.float64)
+    params = dict(model.named_parameters())
+    with pytest.raises(RuntimeError, match="setup_context"):
+        jacrev(lambda p: functional_call(model, p, (x,)))({n: p.detach() for n, p in params.items()})
+    outputs = model(x).reshape(-1)  # the Jacobian row by row, by plain backward passes
+    J = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(o, list(params.values()),
+                                                                          retain_graph=True)])
+                     for o in outputs])
+    expected = (J @ (J.T @ r.reshape(-1))).reshape(r.shape)
+    got = ntk_product(model, x, r, chunk=4)
+    assert torch.linalg.norm(got - expected) / torch.linalg.norm(expected) < 1e-8

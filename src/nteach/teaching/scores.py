@@ -42,26 +42,60 @@ def ntk_product(model: nn.Module, inputs: torch.Tensor, residuals: torch.Tensor,
     With a ``process_group``, ``inputs`` and ``residuals`` are this rank's shard of the pool:
     J^T r, a sum over examples, is summed over the ranks too (one all_reduce of as many
     numbers as the model has parameters), J v stays local, and w is this shard's part of K r.
+
+    A model that torch.func cannot transform (a custom autograd.Function without ``setup_context``
+    or a forward-mode rule, as fused CUDA kernels such as tiny-cuda-nn's are) gets the same product
+    from plain backward passes and a central difference of two forwards for J v.
     """
     params = _trainable(model)
 
     def outputs(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(model, p, (x,))
 
+    try:
+        return _product(outputs, params, inputs, residuals, chunk, process_group, _func_vjp, _func_jvp)
+    except (RuntimeError, NotImplementedError):
+        return _product(outputs, params, inputs, residuals, chunk, process_group, _autograd_vjp,
+                        _difference_jvp)
+
+
+def _product(outputs, params, inputs, residuals, chunk, process_group, transpose, forward) -> torch.Tensor:
     v = {name: torch.zeros_like(p) for name, p in params.items()}
     for x, r in zip(inputs.split(chunk), residuals.split(chunk)):
-        _, pullback = vjp(lambda p: outputs(p, x), params)
-        (grads,) = pullback(r.to(x.dtype))
+        grads = transpose(outputs, params, x, r.to(x.dtype))
         for name in v:
             v[name] += grads[name]
     if process_group is not None:
         all_reduce_sum(list(v.values()), process_group)
+    return torch.cat([forward(outputs, params, v, x).detach() for x in inputs.split(chunk)])
 
-    products = []
-    for x in inputs.split(chunk):
-        _, tangent_out = jvp(lambda p: outputs(p, x), (params,), (v,))
-        products.append(tangent_out.detach())
-    return torch.cat(products)
+
+def _func_vjp(outputs, params, x, r):
+    _, pullback = vjp(lambda p: outputs(p, x), params)
+    return pullback(r)[0]
+
+
+def _func_jvp(outputs, params, v, x):
+    return jvp(lambda p: outputs(p, x), (params,), (v,))[1]
+
+
+def _autograd_vjp(outputs, params, x, r):
+    live = {name: p.detach().requires_grad_() for name, p in params.items()}
+    grads = torch.autograd.grad(outputs(live, x), list(live.values()), r, allow_unused=True)
+    return {name: torch.zeros_like(p) if g is None else g for (name, p), g in zip(live.items(), grads)}
+
+
+@torch.no_grad()
+def _difference_jvp(outputs, params, v, x):
+    """J v ~ (f(p + e v) - f(p - e v)) / 2e, e scaled so that e v is a cube-root-of-epsilon step."""
+    size = torch.sqrt(sum(t.pow(2).sum() for t in v.values()))
+    if size == 0:
+        return torch.zeros_like(outputs(params, x))
+    scale = 1.0 + torch.sqrt(sum(p.pow(2).sum() for p in params.values()))
+    step = torch.finfo(x.dtype).eps ** (1 / 3) * scale / size
+    plus = {name: p + step * v[name] for name, p in params.items()}
+    minus = {name: p - step * v[name] for name, p in params.items()}
+    return (outputs(plus, x) - outputs(minus, x)) / (2 * step)
 
 
 def ntk_score(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
