@@ -87,15 +87,6 @@ def test_bad_options_and_a_short_fit():
     assert fit.history[-1]["psnr"] > fit.history[0]["psnr"] + 5
 
 
-def test_anchored_rates_by_hand():
-    strategy = make_strategy("paced_sweep", temperature=0.0, anchor_share=0.4)
-    anchor = torch.zeros(10, dtype=torch.bool)
-    anchor[[2, 7]] = True
-    rate = strategy.anchored_rates(torch.ones(10), anchor, budget=5)
-    # anchors: N / budget = 2 visits a round (one a step); the 8 others share 10 - 4 = 6 visits
-    assert rate.tolist() == pytest.approx([0.75, 0.75, 2.0, 0.75, 0.75, 0.75, 0.75, 2.0, 0.75, 0.75])
-
-
 def test_anchors_come_from_the_edge_mask_and_are_trained_twice_a_round():
     teacher = Teacher("paced_sweep", 10, ratio=0.5, seed=0, temperature=0.0, anchor_share=0.4)
     mask = torch.tensor([0, 0, 1, 0, 0, 0, 0, 1, 0, 0.0])
@@ -105,12 +96,14 @@ def test_anchors_come_from_the_edge_mask_and_are_trained_twice_a_round():
         asked.append(name)
         return mask
 
-    visits = torch.zeros(10)
-    for step in range(60):
+    steps = []
+    for step in range(8):
         indices = teacher.select(step, 0.0, score=score).indices
-        visits.index_add_(0, indices, torch.ones(len(indices)))
+        steps.append(indices.tolist())
         teacher.observe(indices, torch.ones(len(indices)))
     assert asked == ["expansive_edges:0.2"]  # 0.4 of a 5-example budget over 10 examples, asked once
-    assert teacher.state["anchor"].nonzero().squeeze(1).tolist() == [2, 7]
-    assert visits[[2, 7]].tolist() == pytest.approx([60.0, 60.0], abs=2)  # one a step, rounds of ~2 steps
-    assert visits.sum().item() == 300
+    assert all(len(s) == 5 and s[:2] == [2, 7] and not {2, 7} & set(s[2:]) for s in steps)
+    others = [i for s in steps for i in s[2:]]  # 3 a step: rounds of the 8 others, each once a round
+    assert sorted(others[:8]) == sorted(others[8:16]) == [0, 1, 3, 4, 5, 6, 8, 9]
+    with pytest.raises(UserError, match="no anchors with importance weights"):
+        make_strategy("paced_sweep", anchor_share=0.5, weighted=True)

@@ -11,7 +11,7 @@ from nteach.bench.targets import tail_quality
 from nteach.cli import main
 from nteach.errors import UserError
 from nteach.inr import Budget, Fit, Siren, grid
-from nteach.inr.experiment import FitConfig, guess_signal, load_signal, run_fit
+from nteach.inr.experiment import FitConfig, build_fit, guess_signal, load_signal, run_fit
 from nteach.inr.metrics import chamfer, iou
 from nteach.inr.shapes import ShapeSignal, load_mesh
 from nteach.teaching import Teacher
@@ -176,3 +176,21 @@ def test_soft_mining_teaches_a_grid_only_shape_and_refuses_off_grid_points(spher
                  "--surface-points", "50", "--out", str(tmp_path / "mixed"), "--quiet"])
     assert code == 2 and "--surface-points 0" in capsys.readouterr().err
     assert not (tmp_path / "mixed").exists()  # refused before the run folder was made
+
+
+def test_paced_sweep_anchors_half_of_each_step_on_the_surface_of_a_shape_only(sphere, tmp_path):
+    small = {"width": 16, "depth": 2, "steps": 4, "resolution": 8, "surface_points": 0, "ratio": 0.25}
+    fit, _ = run_fit(FitConfig(image=str(sphere), signal="sdf", out=str(tmp_path / "sdf"), **small),
+                     show_progress=False)
+    signal = fit.signal
+    anchors = fit.teacher.state["anchor"]
+    assert fit.teacher.strategy.anchor_share == 0.5 and anchors.sum() == round(0.5 * 0.25 * 512)
+    nearest = torch.from_numpy(np.abs(signal.distance)).argsort(stable=True)[:round(0.125 * 512)]
+    assert anchors[nearest].all()  # the 64 grid points nearest the surface
+    assert fit.counts[anchors].tolist() == [4.0] * 64  # each trained at every step
+    assert fit.counts.sum() == 4 * round(0.25 * 512)
+    photo = run_fit(FitConfig(image="camera", size=16, width=16, depth=2, steps=2, out=str(tmp_path / "p")),
+                    show_progress=False)[0]
+    assert photo.teacher.strategy.anchor_share == 0.0 and "anchor" not in photo.teacher.state
+    config = FitConfig(image=str(sphere), signal="sdf", **small)
+    assert build_fit(config, "paced_sweep", {"anchor_share": 0.0}, signal).teacher.strategy.anchor_share == 0

@@ -144,6 +144,20 @@ def first_omega_0(config: SignalModelConfig) -> float | None:
     return AUDIO_FIRST_OMEGA_0 if kind == "audio" else None
 
 
+# paced_sweep on shapes: half of every step on the points nearest the surface, where IoU is decided and
+# the grid's MSE is not (dev suite: it closed the gap to Expansive Supervision; on photos and audio the
+# same anchors, on their edges, cost quality, so they stay off there; docs/experiments.md)
+SHAPE_ANCHOR_SHARE = 0.5
+
+
+def teacher_options(config: SignalModelConfig, teacher_name: str, options: dict) -> dict:
+    """The teacher's hyperparameters: the user's, plus the anchors paced_sweep takes on shapes."""
+    kind = config.signal or guess_signal(config.image)
+    if teacher_name == "paced_sweep" and kind in ("sdf", "occupancy"):
+        return {"anchor_share": SHAPE_ANCHOR_SHARE, **options}
+    return options
+
+
 def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signal: Signal,
               eval_every: float | None = None, device: torch.device | None = None) -> Fit:
     """Model, teacher (with hyperparameters ``options``) and budget from ``config``, all seeded from
@@ -156,7 +170,8 @@ def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signa
                            width=config.width, depth=config.depth, omega_0=config.omega_0,
                            first_omega_0=first_omega_0(config), table_log2=config.table_log2)
     teacher = Teacher(teacher_name, len(signal), ratio=config.ratio, schedule=config.schedule,
-                      interval=config.interval, seed=config.seed, **options)
+                      interval=config.interval, seed=config.seed,
+                      **teacher_options(config, teacher_name, options))
     lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]
     if lr <= 0:
         raise UserError(f"learning rate must be > 0, got {lr}")

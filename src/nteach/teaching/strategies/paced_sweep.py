@@ -22,10 +22,11 @@ Three ingredients, each measured on and off (docs/experiments.md):
   examples come back sooner;
 - ``spaced`` copies: an example's visits evenly apart rather than at random
   places in the round, so a hard example is never trained twice in a row.
-Anchors (``anchor_share`` > 0, signals only): the share of every step's
-budget given to the examples nearest the signal's edges (a shape's surface,
-an image's dilated edges: the mask Expansive Supervision trains on), each
-visited once a step; the pace spreads the rest of the round over the others.
+Anchors (``anchor_share`` > 0, signals only): that share of every step's
+budget goes to the examples nearest the signal's edges (a shape's surface,
+an image's dilated edges: the mask Expansive Supervision anchors on), all
+of them at every step; the rounds and their pace cover the other examples
+with the rest of the budget.
 Importance weights (``weighted``: 1 / (N p_i), clipped, batch mean 1) make
 each round's gradient follow the whole pool's; they measured worse (the
 focus is what helps) and are off by default.
@@ -66,8 +67,9 @@ class PacedSweep(Strategy):
         if self.temperature < 0 or not 0.0 < self.mix <= 1.0 or self.max_weight < 1.0:
             raise UserError(f"paced_sweep needs temperature >= 0, 0 < mix <= 1 and max_weight >= 1, "
                             f"got {self.temperature}, {self.mix}, {self.max_weight}")
-        if not 0.0 <= self.anchor_share < 1.0:
-            raise UserError(f"paced_sweep needs 0 <= anchor_share < 1, got {self.anchor_share}")
+        if not 0.0 <= self.anchor_share < 1.0 or (self.anchor_share > 0 and self.weighted):
+            raise UserError(f"paced_sweep needs 0 <= anchor_share < 1, and no anchors with importance "
+                            f"weights, got anchor_share {self.anchor_share}, weighted {self.weighted}")
 
     def mask_name(self, ctx) -> str:
         """The signal's edge mask whose area holds ``anchor_share`` of a step's budget."""
@@ -87,15 +89,6 @@ class PacedSweep(Strategy):
             return torch.ones_like(cache)
         scores = cache.clamp_min(1e-12).pow(self.temperature)
         return len(cache) * (1.0 - self.mix) * scores / scores.sum() + self.mix
-
-    def anchored_rates(self, cache: torch.Tensor, anchor: torch.Tensor, budget: int) -> torch.Tensor:
-        """Anchors N / budget visits a round (one a step); the others share the rest of the round's N
-        visits by their pace."""
-        n, others = len(cache), ~anchor
-        rate = torch.full((n,), n / budget)
-        share = n - rate[anchor].sum()  # the visits left for the others
-        rate[others] = self.rates(cache[others]) * share.clamp_min(0) / others.sum().clamp_min(1)
-        return rate
 
     def anchors(self, ctx) -> torch.Tensor:
         """A bool mask of the anchors, read from the signal's edge mask on first use and kept."""
@@ -122,13 +115,14 @@ class PacedSweep(Strategy):
     def select(self, ctx) -> Selection:
         state = ctx.state
         order = state["order"].cpu()  # rounds are built on the CPU, where the teacher's generator draws
-        anchor = self.anchors(ctx) if self.anchor_share > 0 else None
-        while len(order) < ctx.budget:  # the rest of this round, then the next one
-            cache = state["cache"].cpu()
-            state["rate"] = (self.rates(cache) if anchor is None
-                             else self.anchored_rates(cache, anchor, ctx.budget))
-            order = torch.cat([order, self.new_round(state["rate"], ctx.generator)])
-        indices, state["order"] = order[:ctx.budget], order[ctx.budget:]
+        anchor = self.anchors(ctx) if self.anchor_share > 0 else torch.zeros(ctx.pool_size, dtype=torch.bool)
+        anchors, paced = anchor.nonzero().squeeze(1), (~anchor).nonzero().squeeze(1)
+        wanted = ctx.budget - len(anchors)
+        while len(order) < wanted:  # the rest of this round, then the next one, over the paced examples
+            state["rate"] = self.rates(state["cache"].cpu()[paced])
+            order = torch.cat([order, paced[self.new_round(state["rate"], ctx.generator)]])
+        indices, state["order"] = order[:wanted], order[wanted:]
+        indices = torch.cat([anchors, indices])  # every anchor, every step
         device = state["cache"].device
         if not self.weighted:
             return Selection(indices=indices.to(device))
