@@ -205,9 +205,11 @@ def advice(regimes: dict[str, dict[str, list[float]]], flagged: dict[str, set[st
         others = ", ".join(f"`{t}` {_times(medians[t])}" for t in ADVISED if t in medians and t != best)
         cases = max(len(v) for v in by_teacher.values())
         plural = "s" if cases > 1 else ""
-        lines.append(f"- **{regime}** ({cases} case{plural}): `{best}` reached Q_ref first, "
-                     f"in {medians[best]:.2f}x the time of the next fastest teacher (median over cases); "
-                     f"against their best peer: {others}."
+        lead = (f"`{best}` reached Q_ref first, in {medians[best]:.2f}x the time of the next fastest teacher "
+                "(median over cases)" if medians[best] < 1 else
+                f"no teacher led on every case; `{best}` came closest, at {medians[best]:.2f}x its best "
+                "peer's time (median over cases)")
+        lines.append(f"- **{regime}** ({cases} case{plural}): {lead}; against their best peer: {others}."
                      + (f" `{best}` is priced low by the cost model here (†): on the raw clock it may not "
                         "lead."
                         if best in flagged.get(regime, ()) else "") + "\n")
