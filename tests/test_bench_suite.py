@@ -1,4 +1,5 @@
 import json
+import statistics
 
 import pytest
 
@@ -95,6 +96,38 @@ def test_robust_seconds_by_hand():
     work = {"steps": 100, "trained": 100 * 800, "forwarded": 100 * 4000, "ntk": 4000}
     assert robust_seconds(work, costs, "nint") == pytest.approx(0.2 + 0.08 + 0.08 + 0.004)
     assert robust_seconds(work, costs, "uniform") == pytest.approx(0.1 + 0.08 + 0.08 + 0.004)
+
+
+def test_a_step_whose_cost_grows_faster_than_its_batch_is_priced_as_measured(tiny_signal, monkeypatch):
+    """Probed times as a 3-D hash grid's: 20% of the pool 46 ms a step, all of it 303 ms. The line
+    through them meets an empty batch below 0 ms; with that intercept a uniform step is priced at the
+    46 ms it measured (a loop clamped at 0 priced it at 0.2 * 303 ms and more)."""
+    from nteach.bench import probe
+    from nteach.inr import Budget, Fit, Siren
+    from nteach.teaching import Teacher
+
+    def build(teacher):
+        return Fit(tiny_signal, Siren(2, 3, width=8, depth=1), Teacher(teacher, len(tiny_signal), ratio=0.2),
+                   Budget(steps=100))
+
+    made_up = {"train_small": 0.046, "train_all": 0.303, "forward_all": 0.01, "ntk_all": 0.05,
+               "teacher:uniform": 0.0, "steps:uniform": probe.TEACHER_STEPS * 0.046}
+
+    def alternate(actions, device, repetitions):  # runs every action, reports the times above
+        for action in actions.values():
+            for _ in range(probe.WARMUP + repetitions):
+                action()
+        return {name: [made_up[name]] * repetitions for name in actions}, statistics.median
+
+    monkeypatch.setattr(probe, "alternate", alternate)
+    costs = probe.measure_costs(build, ["uniform"], 0.2, repetitions=3)
+    small = round(0.2 * len(tiny_signal))
+    assert costs["trained"] == pytest.approx((0.303 - 0.046) / (len(tiny_signal) - small))
+    assert costs["loop"] == pytest.approx(0.046 - small * costs["trained"]) and costs["loop"] < 0
+    work = {"steps": 10, "trained": 10 * small, "forwarded": 0, "ntk": 0}
+    assert robust_seconds(work, costs, "uniform") == pytest.approx(10 * 0.046)
+    every = {"steps": 10, "trained": 10 * len(tiny_signal), "forwarded": 0, "ntk": 0}
+    assert robust_seconds(every, costs, "uniform") == pytest.approx(10 * 0.303)
 
 
 @pytest.mark.parametrize("change,message", [

@@ -90,7 +90,9 @@ def unit_costs(parts: list[dict]) -> str:
     """The probe's unit costs, one value per results file (part) of the case."""
     def each(read) -> str:
         return " / ".join(f"{read(costs):.3g}" for costs in parts)
-    return (f"Unit costs (one per part): the loop {each(lambda c: 1e3 * c['loop'])} ms a step, "
+    convex = (" (below 0: a step's cost grows faster than its batch)" if any(c["loop"] < 0 for c in parts)
+              else "")
+    return (f"Unit costs (one per part): the loop {each(lambda c: 1e3 * c['loop'])} ms a step{convex}, "
             f"{each(lambda c: 1e6 * c['trained'])} µs an example trained, "
             f"{each(lambda c: 1e6 * c['forwarded'])} µs an example scored, "
             f"{each(lambda c: 1e6 * c['ntk'])} µs an example in an NTK product.")
