@@ -183,14 +183,15 @@ def test_paced_sweep_anchors_half_of_each_step_on_the_surface_of_a_shape_only(sp
     fit, _ = run_fit(FitConfig(image=str(sphere), signal="sdf", out=str(tmp_path / "sdf"), **small),
                      show_progress=False)
     signal = fit.signal
-    anchors = fit.teacher.state["anchor"]
-    assert fit.teacher.strategy.anchor_share == 0.5 and anchors.sum() == round(0.5 * 0.25 * 512)
+    anchors = fit.teacher.state["anchors"]
+    assert fit.teacher.strategy.anchor_share == 0.5 and len(anchors) == round(0.5 * 0.25 * 512)
     nearest = torch.from_numpy(np.abs(signal.distance)).argsort(stable=True)[:round(0.125 * 512)]
-    assert anchors[nearest].all()  # the 64 grid points nearest the surface
+    assert anchors.tolist() == sorted(nearest.tolist())  # the 64 grid points nearest the surface
+    assert sorted(fit.teacher.state["paced"].tolist() + anchors.tolist()) == list(range(512))
     assert fit.counts[anchors].tolist() == [4.0] * 64  # each trained at every step
     assert fit.counts.sum() == 4 * round(0.25 * 512)
     photo = run_fit(FitConfig(image="camera", size=16, width=16, depth=2, steps=2, out=str(tmp_path / "p")),
                     show_progress=False)[0]
-    assert photo.teacher.strategy.anchor_share == 0.0 and "anchor" not in photo.teacher.state
+    assert photo.teacher.strategy.anchor_share == 0.0 and "anchors" not in photo.teacher.state
     config = FitConfig(image=str(sphere), signal="sdf", **small)
     assert build_fit(config, "paced_sweep", {"anchor_share": 0.0}, signal).teacher.strategy.anchor_share == 0

@@ -17,6 +17,13 @@ from nteach.teaching.strategies.base import Context, Selection, Strategy, random
 from nteach.teaching.strategies.registry import register
 
 
+def edge_anchors(ctx: Context, mask_name: str, count: int) -> torch.Tensor:
+    """Up to ``count`` indices drawn uniformly from the nonzero entries of the signal's edge mask
+    ``mask_name`` (as Expansive Supervision draws its anchors; paced_sweep's anchors too)."""
+    candidates = ctx.scores[mask_name].nonzero().squeeze(1)
+    return random_subset(candidates, min(count, len(candidates)), ctx.generator)
+
+
 @register
 @dataclass(frozen=True)
 class Expansive(Strategy):
@@ -36,9 +43,8 @@ class Expansive(Strategy):
     def anchors(self, ctx: Context) -> torch.Tensor:
         """The anchor indices, drawn from the edge mask on first use and kept in ``ctx.state``."""
         if "anchors" not in ctx.state:
-            candidates = ctx.scores[self.mask_name(ctx)].nonzero().squeeze(1)
-            count = min(round(self.rho(ctx) * ctx.pool_size), len(candidates))
-            ctx.state["anchors"] = random_subset(candidates, count, ctx.generator)
+            count = round(self.rho(ctx) * ctx.pool_size)
+            ctx.state["anchors"] = edge_anchors(ctx, self.mask_name(ctx), count)
         return ctx.state["anchors"]
 
     def select(self, ctx: Context) -> Selection:

@@ -46,6 +46,7 @@ import torch
 
 from nteach.errors import UserError
 from nteach.teaching.strategies.base import Feedback, Selection, Strategy
+from nteach.teaching.strategies.expansive import edge_anchors
 from nteach.teaching.strategies.registry import register
 
 
@@ -76,7 +77,7 @@ class PacedSweep(Strategy):
         return f"expansive_edges:{min(self.anchor_share * ctx.budget / ctx.pool_size, 1.0)}"
 
     def needs_at(self, ctx) -> tuple[str, ...]:
-        return (self.mask_name(ctx),) if self.anchor_share > 0 and "anchor" not in ctx.state else ()
+        return (self.mask_name(ctx),) if self.anchor_share > 0 and "anchors" not in ctx.state else ()
 
     def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
         return {"cache": torch.full((pool_size,), float("nan")),  # last training loss; nan: never trained
@@ -90,16 +91,17 @@ class PacedSweep(Strategy):
         scores = cache.clamp_min(1e-12).pow(self.temperature)
         return len(cache) * (1.0 - self.mix) * scores / scores.sum() + self.mix
 
-    def anchors(self, ctx) -> torch.Tensor:
-        """A bool mask of the anchors, read from the signal's edge mask on first use and kept."""
-        if "anchor" not in ctx.state:
-            mask = ctx.scores[self.mask_name(ctx)].cpu() > 0
-            keep = min(round(self.anchor_share * ctx.budget), int(mask.sum()))
-            shuffled = torch.randperm(int(mask.sum()), generator=ctx.generator)
-            chosen = mask.nonzero().squeeze(1)[shuffled[:keep]]
-            ctx.state["anchor"] = torch.zeros(ctx.pool_size, dtype=torch.bool)
-            ctx.state["anchor"][chosen] = True
-        return ctx.state["anchor"]
+    def split(self, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+        """(anchors, paced): the indices trained at every step and those the rounds pace, on the CPU.
+        Anchors are drawn from the signal's edge mask on first use; both are kept in the state."""
+        if self.anchor_share == 0:
+            return torch.zeros(0, dtype=torch.long), torch.arange(ctx.pool_size)
+        if "anchors" not in ctx.state:
+            anchors = edge_anchors(ctx, self.mask_name(ctx), round(self.anchor_share * ctx.budget)).cpu()
+            paced = torch.ones(ctx.pool_size, dtype=torch.bool)
+            paced[anchors] = False
+            ctx.state["anchors"], ctx.state["paced"] = anchors.sort().values, paced.nonzero().squeeze(1)
+        return ctx.state["anchors"].cpu(), ctx.state["paced"].cpu()
 
     def new_round(self, rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A round: example i ``floor(rate_i + u)`` times, in a shuffled or evenly spaced order."""
@@ -115,8 +117,7 @@ class PacedSweep(Strategy):
     def select(self, ctx) -> Selection:
         state = ctx.state
         order = state["order"].cpu()  # rounds are built on the CPU, where the teacher's generator draws
-        anchor = self.anchors(ctx) if self.anchor_share > 0 else torch.zeros(ctx.pool_size, dtype=torch.bool)
-        anchors, paced = anchor.nonzero().squeeze(1), (~anchor).nonzero().squeeze(1)
+        anchors, paced = self.split(ctx)
         wanted = ctx.budget - len(anchors)
         while len(order) < wanted:  # the rest of this round, then the next one, over the paced examples
             state["rate"] = self.rates(state["cache"].cpu()[paced])
