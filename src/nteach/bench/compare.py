@@ -136,17 +136,22 @@ def run_compare(config: CompareConfig, show_progress: bool = True) -> tuple[dict
     given = config.target_values()
     fits = {name: build_fit(config, name, {}, signal) for name in names}  # validates all before running
     folder = new_run_folder(Path(config.out or f"runs/compare-{signal.name}"), config.overwrite)
-    runs, pictures = {}, {}
+    runs, pictures, compiling = {}, {}, {}
     for name, fit in fits.items():
         if show_progress:
             print(f"== {name}")
         fit.run(show_progress=show_progress)
         runs[name] = (fit.history, fit.step, fit.clock.seconds)
+        compiling[name] = fit.compile_seconds
         pictures[name] = (signal.preview(fit.predictions()), fit.history[-1][metric])
         fits[name] = None  # free the network before the next teacher
     targets = comparison_targets(given, {name: run[0] for name, run in runs.items()}, metric)
-    results = {name: run_result(*run, metric, targets) for name, run in runs.items()}
+    results = {name: {**run_result(*run, metric, targets), "compile_seconds": compiling[name]}
+               for name, run in runs.items()}
     markdown = table(results, targets, metric)
+    if any(compiling.values()):
+        seconds = ", ".join(f"{name} {value:.1f} s" for name, value in compiling.items())
+        markdown += f"\nCompiled (torch.compile) before each clock started: {seconds}; not in the times.\n"
     write_json(folder / "results.json", {"machine": machine(), "config": asdict(config),
                                          "signal": {"name": signal.name, "points": len(signal),
                                                     "metric": metric},

@@ -59,7 +59,7 @@ def _train_step(fit: Fit, indices: torch.Tensor | None) -> Callable[[], None]:
     targets = fit.targets if indices is None else fit.targets[indices]
 
     def step() -> None:
-        loss = (fit.model(coords) - targets).pow(2).flatten(1).mean(dim=1).mean()
+        loss = (fit.learner(coords) - targets).pow(2).flatten(1).mean(dim=1).mean()
         fit.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         fit.optimizer.step()
@@ -132,6 +132,7 @@ def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float
     """Unit costs in seconds for one case, all from one process. ``build(teacher)`` makes a fresh,
     unrun fit of the case for that teacher (a teachers-list entry: a teacher or a variant)."""
     reference = build(teachers[0])
+    reference.warm_up()  # compiled steps are timed as the runs take them: compiled before the clock
     n, device = len(reference.signal), reference.device
     small = max(1, min(n - 1, round(ratio * n))) if n > 1 else 1
     generator = torch.Generator().manual_seed(0)
@@ -139,7 +140,7 @@ def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float
     actions = {
         "train_small": _train_step(reference, subset),
         "train_all": _train_step(reference, None),
-        "forward_all": lambda: predict(reference.model, reference.coords, reference.chunk),
+        "forward_all": lambda: predict(reference.scorer, reference.coords, reference.chunk),
         "ntk_all": lambda: ntk_score(reference.model, reference.coords, reference.targets, reference.chunk),
     }
     work: dict[str, list[dict]] = {}

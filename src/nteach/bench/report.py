@@ -6,7 +6,7 @@ import math
 import statistics
 from pathlib import Path
 
-from nteach.bench.results import describe, suites_in
+from nteach.bench.results import compile_results, describe, suites_in
 from nteach.bench.summary import FRACTIONS, summarize_case
 from nteach.bench.targets import FLAT_GAIN
 from nteach.errors import UserError
@@ -258,12 +258,15 @@ def write_report(results: Path = RESULTS, out: Path | None = None) -> str:
     """docs/benchmarks.md from every suite with results files in ``results`` (the held-out suite first:
     its results are the headline); returns the text."""
     from nteach.bench.attention_report import attention_markdown
+    from nteach.bench.compile_speed import markdown as compile_markdown
 
     suites = sorted(suites_in(results), key=lambda s: (s["kind"] == "attention", HEADLINE not in s["suite"],
                                                        s["suite"]))
-    if not suites:
+    speeds = compile_results(results)
+    if not suites and not speeds:
         raise UserError(f"no results files in {results}")
     text = INTRO + GPU_NOTE + "".join(suite_markdown(s) for s in suites if s["kind"] != "attention")
+    text += "".join(compile_markdown(s) for s in speeds)
     attention = [s for s in suites if s["kind"] == "attention"]
     if attention:
         text += ATTENTION_INTRO + "".join(attention_markdown(s) for s in attention)

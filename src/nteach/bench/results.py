@@ -111,7 +111,8 @@ def suites_in(folder: Path) -> list[dict]:
     by_suite: dict[str, list[dict]] = {}
     for path in sorted(Path(folder).glob("*.json")):
         results = read_results(path)
-        by_suite.setdefault(results["suite"], []).append(results)
+        if results.get("kind") != "compile":  # step timings, not a suite of runs (compile_results)
+            by_suite.setdefault(results["suite"], []).append(results)
     merged = []
     for name in sorted(by_suite):
         groups: dict[tuple[str, str], list[dict]] = {}
@@ -126,3 +127,9 @@ def suites_in(folder: Path) -> list[dict]:
                     suite["provenance"] += [p["provenance"] for p in group if case in p["cases"]]
         merged.append(suite)
     return merged
+
+
+def compile_results(folder: Path) -> list[dict]:
+    """The results files of `nteach bench compile` under ``folder``, oldest first."""
+    found = [read_results(path) for path in sorted(Path(folder).glob("*.json"))]
+    return sorted((r for r in found if r.get("kind") == "compile"), key=lambda r: r["provenance"]["written"])

@@ -25,6 +25,8 @@ from dataclasses import asdict, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
+import torch
+
 from nteach.bench.probe import measure_costs, robust_seconds
 from nteach.bench.results import merge, provenance
 from nteach.errors import UserError
@@ -145,6 +147,9 @@ def run_case(suite: dict, case: dict, signal, show_progress: bool) -> dict:
     def fresh(teacher: str):
         return variant_fit(suite, case, teacher, signal)
 
+    if case["config"].compile != "off":  # torch keeps 8 graphs a model; one case's teachers need fewer
+        torch.compiler.reset()  # so each case starts from an empty cache (this process is the suite's)
+
     costs = measure_costs(fresh, case["teachers"], case["config"].ratio)
     runs: dict[str, list[dict]] = {}
     jobs = [(t, s) for k, s in enumerate(suite["seeds"]) for t in rotated(case["teachers"], k)]
@@ -152,8 +157,9 @@ def run_case(suite: dict, case: dict, signal, show_progress: bool) -> dict:
         fit = variant_fit(suite, case, teacher, signal, seed, suite["eval_every"])
         fit.run(show_progress=False)
         history = [{**r, "robust_seconds": robust_seconds(r["work"], costs, teacher)} for r in fit.history]
-        runs.setdefault(teacher, []).append({"seed": seed, "steps": fit.step,
-                                             "train_seconds": fit.clock.seconds, "history": history})
+        runs.setdefault(teacher, []).append({
+            "seed": seed, "steps": fit.step, "train_seconds": fit.clock.seconds,
+            "compile_seconds": fit.compile_seconds, "history": history})
     return {"config": asdict(case["config"]), "regime": case["regime"], "metric": signal.metric,
             "points": len(signal), "targets": case["targets"], "reference": suite["reference"],
             "controls": suite["controls"], "costs": costs, "runs": runs}
@@ -161,7 +167,8 @@ def run_case(suite: dict, case: dict, signal, show_progress: bool) -> dict:
 
 def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
               seeds: list[int] | None = None, cases: list[str] | None = None,
-              teachers: list[str] | None = None, seconds: float | None = None) -> dict:
+              teachers: list[str] | None = None, seconds: float | None = None,
+              compile: str | None = None) -> dict:
     """Run the suite (or the part given by ``cases``, ``seeds`` and ``teachers``); write results.json
     after each case, then results.md and one quality-against-time plot per case. ``seconds`` replaces
     every run's budget (a smoke test: such results say so, and are not the suite's)."""
@@ -176,6 +183,9 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
             raise UserError(f"--seconds must be > 0, got {seconds}")
         for case in suite["cases"]:
             case["config"] = replace(case["config"], seconds=seconds, steps=None)
+    if compile is not None:  # every case, and so every teacher of a case, compiled alike
+        for case in suite["cases"]:
+            case["config"] = replace(case["config"], compile=compile)
     signals = {case["name"]: load_signal(case["config"]) for case in suite["cases"]}  # fail early
     for case in suite["cases"]:
         for teacher in case["teachers"]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from nteach.compiling import resolve_compile
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.inr.fit import Budget, Fit, quality
@@ -85,6 +86,9 @@ class SignalModelConfig:
     seed: int = field(default=0, metadata=option("seed for the network and the teacher"))
     chunk: int = field(default=65536, metadata=option("coordinates per chunk in full passes (bounds memory)"))
     device: str = field(default="auto", metadata=option("cpu, cuda, cuda:N or auto"))
+    compile: str = field(default="auto", metadata=option(
+        "torch.compile the model: on, off, graphs (CUDA graphs, for a GPU) or auto (on where the CPU "
+        "benchmark measured it to pay); compiling runs before the clock starts"))
 
 
 @dataclass
@@ -175,8 +179,10 @@ def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signa
     lr = config.lr if config.lr is not None else LEARNING_RATES[config.model]
     if lr <= 0:
         raise UserError(f"learning rate must be > 0, got {lr}")
+    device = device or resolve_device(config.device)
     return Fit(signal, model, teacher, budget, lr=lr, eval_every=eval_every, chunk=config.chunk,
-               device=device or resolve_device(config.device), lr_schedule=config.lr_schedule)
+               device=device, lr_schedule=config.lr_schedule,
+               compile=resolve_compile(config.compile, config.model, device))
 
 
 def communication(fit: Fit) -> dict:
@@ -193,7 +199,8 @@ def summarize(fit: Fit, config: dict) -> dict:
     metric, history = fit.signal.metric, fit.history
     measures = list(quality(history[-1]))
     summary = {
-        "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds, "metric": metric,
+        "finished": fit.done(), "steps": fit.step, "train_seconds": fit.clock.seconds,
+        "compile_seconds": fit.compile_seconds, "metric": metric,
         **{f"final_{name}": history[-1][name] for name in measures},
         **{f"best_{name}": (min if name in LOWER_IS_BETTER else max)(r[name] for r in history)
            for name in measures},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from nteach.compiling import compiled, mark_step
 from nteach.errors import UserError
 from nteach.inr.lr import check_lr_schedule, lr_factor
 from nteach.inr.signals import Signal
@@ -30,6 +32,7 @@ from nteach.progress import progress_bar
 from nteach.run_state import RunState, WithRunState
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
 from nteach.teaching.distributed import DistributedTeacher
+from nteach.timing import synchronize
 
 EVALS_PER_RUN = 50
 
@@ -78,12 +81,13 @@ class Fit(WithRunState):
     """One fitting run: model, Adam, teacher, clock and history. Checkpointable at any step boundary.
 
     ``ranks``: this process's place in a process group (default: the initialised one, if any).
+    ``compile``: ``off``, ``on`` or ``graphs`` (nteach.compiling; resolved, not ``auto``).
     """
 
     def __init__(self, signal: Signal, model: nn.Module, teacher: Teacher, budget: Budget,
                  lr: float = 1e-4, eval_every: float | None = None, chunk: int = 65536,
                  device: torch.device | str = "cpu", ranks: Ranks | None = None,
-                 lr_schedule: str = "constant") -> None:
+                 lr_schedule: str = "constant", compile: str = "off") -> None:
         self.device = torch.device(device)
         self.signal = signal
         self.model = model.to(self.device)
@@ -105,7 +109,11 @@ class Fit(WithRunState):
         self.ranks = self.run_state.ranks
         self.global_teacher = DistributedTeacher(teacher, self.ranks)
         self.shard = self.global_teacher.shard  # the coordinates this rank scores
-        self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
+        self.compile = compile
+        self.scorer = compiled(self.model, compile)  # no-grad passes: scoring and evaluation
+        self.learner = self.scorer if self.ranks.size == 1 else compiled(self._data_parallel(), compile)
+        self.compile_seconds = 0.0  # the warm-up's, off the training clock
+        self.warmed_up = compile == "off"
 
 
     def _data_parallel(self) -> nn.Module:
@@ -125,9 +133,9 @@ class Fit(WithRunState):
         elif name == "ntk":
             self.work["ntk"] += len(coords)
         if name == "residual":
-            return l1_residual(predict(self.model, coords, self.chunk), targets)
+            return l1_residual(predict(self.scorer, coords, self.chunk), targets)
         if name == "squared_error":
-            return (predict(self.model, coords, self.chunk) - targets).pow(2).flatten(1).mean(dim=1)
+            return (predict(self.scorer, coords, self.chunk) - targets).pow(2).flatten(1).mean(dim=1)
         if name == "ntk":
             return ntk_score(self.model, coords, targets, self.chunk, process_group=self.ranks.group)
         if name == "coordinates":  # (N, d): each example's x, for strategies that move in input space
@@ -142,7 +150,9 @@ class Fit(WithRunState):
     def train_step(self) -> None:
         """Select, then one Adam step on this rank's share of the selected coordinates (all of them in
         one process); all of it on the training clock."""
+        self.warm_up()
         with self.clock.running():
+            mark_step(self.compile)
             progress = self.budget.progress(self.step, self.clock.seconds)
             selection = self.global_teacher.select(self.step, progress, self._score)
             share = self.global_teacher.share(selection, self.device)
@@ -179,7 +189,26 @@ class Fit(WithRunState):
         self.work["steps"] += 1
 
     def predictions(self) -> torch.Tensor:
-        return predict(self.model, self.coords, self.chunk)
+        return predict(self.scorer, self.coords, self.chunk)
+
+    def warm_up(self) -> None:
+        """Compile before the clock runs (once; nothing when not compiling): a training forward and
+        backward on a step's batch and on this rank's whole shard, so that any size in between runs a
+        graph compiled here, then a scoring pass. No optimizer step, no random draw: the run's path is
+        unchanged. Its seconds are ``compile_seconds``."""
+        if self.warmed_up:
+            return
+        start = time.perf_counter()
+        coords, targets = self.coords[self.shard], self.targets[self.shard]
+        batch = max(1, self.teacher.budget(0.0) // self.ranks.size)
+        for size in (min(batch, len(coords)), len(coords)):  # as many backwards on every rank (DDP)
+            inputs = coords[:size].clone().requires_grad_(self.teacher.wants_input_grads)
+            (self.learner(inputs) - targets[:size]).pow(2).mean().backward()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.predictions()
+        synchronize(self.device)
+        self.compile_seconds += time.perf_counter() - start
+        self.warmed_up = True
 
     def evaluate(self) -> dict:
         """Quality over the whole signal, appended to the history (off the clock)."""
@@ -205,6 +234,9 @@ class Fit(WithRunState):
         with progress_bar(total=self.budget.total, unit=unit, show=show_progress,
                           bar_format=bar_format) as bar, self.run_state.random_stream():
             bar.update(self.budget.used(self.step, self.clock.seconds))
+            if not self.warmed_up:
+                bar.set_postfix_str("compiling, off the clock")
+            self.warm_up()
             if not self.history:
                 self.evaluate()
             stopping = self.run_state.agree(stop)

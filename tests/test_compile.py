@@ -1,0 +1,123 @@
+"""`--compile`: a compiled fit is the eager fit up to float rounding, resumes exactly, keeps its compile
+time off the training clock; `nteach bench compile` measures both and decides the default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nteach.bench.compile_speed import default_on, markdown, pays, run_compile_bench
+from nteach.bench.report import write_report
+from nteach.compiling import COMPILE_PAYS, resolve_compile
+from nteach.errors import UserError
+from nteach.inr import Budget, Fit
+from nteach.inr.experiment import SignalModelConfig, summarize
+from nteach.inr.models import make_model
+from nteach.teaching import Teacher
+
+COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compile-cpu.json"
+
+
+@pytest.fixture(autouse=True)
+def empty_compile_cache():
+    """Each test compiles from scratch, as a fresh process would (torch keeps 8 graphs a model)."""
+    torch.compiler.reset()
+
+
+def make_fit(signal, compile: str, steps: int = 30, teacher: str = "uniform", **options) -> Fit:
+    torch.manual_seed(0)
+    model = make_model("siren", 2, 3, width=16, depth=2)
+    return Fit(signal, model, Teacher(teacher, len(signal), ratio=0.25, seed=0, **options),
+               Budget(steps=steps), lr=1e-3, eval_every=10, compile=compile)
+
+
+def test_modes_resolve_by_device_and_architecture():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile("on", "siren", cpu) == "on" and resolve_compile("off", "siren", cpu) == "off"
+    for name in ("siren", "wire"):
+        assert resolve_compile("auto", name, cpu) == ("on" if name in COMPILE_PAYS else "off")
+    assert resolve_compile("auto", "siren", cuda) == "off"  # not measured on a GPU yet
+    assert resolve_compile("graphs", "siren", cuda) == "graphs"
+    with pytest.raises(UserError, match="needs --device cuda"):
+        resolve_compile("graphs", "siren", cpu)
+    with pytest.raises(UserError, match="unknown compile mode"):
+        resolve_compile("fast", "siren", cpu)
+
+
+def test_compiled_fit_follows_the_eager_one(tiny_signal, one_thread):
+    eager, fast = make_fit(tiny_signal, "off"), make_fit(tiny_signal, "on")
+    eager.run(show_progress=False)
+    fast.run(show_progress=False)
+    assert [r["step"] for r in fast.history] == [r["step"] for r in eager.history]
+    for a, b in zip(eager.history, fast.history):
+        assert abs(a["psnr"] - b["psnr"]) < 1e-3, (a, b)
+    for a, b in zip(eager.model.parameters(), fast.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert torch.equal(eager.counts, fast.counts)  # the same selections: no random draw was added
+    assert eager.compile_seconds == 0 and fast.compile_seconds > 0
+    assert summarize(fast, {})["compile_seconds"] == fast.compile_seconds
+
+
+def test_compile_time_stays_off_the_training_clock(tiny_signal, one_thread):
+    fit = make_fit(tiny_signal, "on", steps=3)
+    fit.run(show_progress=False)
+    # a first compile takes seconds; three steps of a 16-wide SIREN on 576 pixels take milliseconds
+    assert fit.compile_seconds > 10 * fit.clock.seconds
+
+
+def test_rising_ratio_runs_compiled(tiny_signal, one_thread):
+    """INT's incremental interval and a linear ratio change the batch size: the warm-up's two sizes
+    leave a graph for all of them, and the fit matches eager."""
+    eager = make_fit(tiny_signal, "off", teacher="int", schedule="linear")
+    fast = make_fit(tiny_signal, "on", teacher="int", schedule="linear")
+    for fit in (eager, fast):
+        fit.run(show_progress=False)
+    assert abs(eager.history[-1]["psnr"] - fast.history[-1]["psnr"]) < 1e-3
+
+
+def test_resume_compiled_equals_a_straight_compiled_run(tiny_signal, tmp_path, one_thread):
+    straight = make_fit(tiny_signal, "on", steps=40)
+    straight.run(show_progress=False)
+    first_half = make_fit(tiny_signal, "on", steps=40)
+    for _ in range(17):
+        first_half.train_step()
+    torch.save(first_half.state_dict(), tmp_path / "ck.pt")
+    resumed = make_fit(tiny_signal, "on", steps=40)
+    resumed.load_state_dict(torch.load(tmp_path / "ck.pt", weights_only=True))
+    resumed.run(show_progress=False)
+    assert resumed.step == 40
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0)
+    assert torch.equal(straight.counts, resumed.counts)
+
+
+def test_bench_compile_measures_and_reports(tiny_png, tmp_path, one_thread):
+    config = SignalModelConfig(image=str(tiny_png), size=0, width=16, depth=2)
+    results = run_compile_bench(config, ["siren"], steps=20, out=tmp_path / "speed", overwrite=False,
+                                show_progress=False)
+    entry = results["architectures"]["siren"]
+    assert set(entry["step_ms"]) == {"off", "on", "on-static"} and set(entry["score_ms"]) == {"off", "on"}
+    assert all(ms > 0 for ms in entry["step_ms"].values())
+    assert entry["compile_seconds"] > 0 and entry["largest_gap"] < 0.05 and entry["float_noise"] >= 0
+    saved = json.loads((tmp_path / "speed" / "results.json").read_text())
+    assert saved["kind"] == "compile" and "| siren |" in markdown(saved)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "speed.json").write_text(json.dumps(saved))
+    assert "## Compiled steps" in write_report(tmp_path / "results")
+
+
+def test_pays_needs_speed_and_the_same_fit():
+    entry = {"step_ms": {"off": 5.5, "on": 4.5}, "largest_gap": 0.01, "float_noise": 0.0}
+    assert pays(entry)  # 1.22x, 0.01 dB
+    assert not pays({**entry, "largest_gap": 0.2})
+    assert pays({**entry, "largest_gap": 0.2, "float_noise": 0.7})  # a chaotic fit: within its own noise
+    assert not pays({**entry, "step_ms": {"off": 5.0, "on": 4.8}})
+    assert not pays({"error": "backend failed"})
+
+
+@pytest.mark.skipif(not COMMITTED.exists(), reason="no committed compile benchmark yet")
+def test_the_default_follows_the_committed_benchmark():
+    assert sorted(COMPILE_PAYS) == default_on(json.loads(COMMITTED.read_text()))
