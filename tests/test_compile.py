@@ -121,3 +121,10 @@ def test_pays_needs_speed_and_the_same_fit():
 @pytest.mark.skipif(not COMMITTED.exists(), reason="no committed compile benchmark yet")
 def test_the_default_follows_the_committed_benchmark():
     assert sorted(COMPILE_PAYS) == default_on(json.loads(COMMITTED.read_text()))
+
+
+def test_bench_compile_refuses_an_unknown_model_before_making_its_folder(tmp_path, capsys):
+    from nteach.cli import main
+    out = tmp_path / "speed"
+    assert main(["bench", "compile", "--models", "siren,mlp", "--out", str(out), "--quiet"]) == 2
+    assert "unknown architecture 'mlp'" in capsys.readouterr().err and not out.exists()

@@ -113,9 +113,6 @@ def quality_gap(config: SignalModelConfig, signal, device: torch.device, steps: 
 
 def measure(config: SignalModelConfig, architectures: list[str], steps: int, show_progress: bool) -> dict:
     """Every architecture's times and quality gap; one that fails to compile is recorded, not fatal."""
-    unknown = sorted(set(architectures) - set(MODELS))
-    if unknown:
-        raise UserError(f"unknown architecture {unknown[0]!r}; use some of {', '.join(MODELS)}")
     device = resolve_device(config.device)
     signal = load_signal(config)
     results = {}
@@ -168,7 +165,10 @@ def run_compile_bench(config: SignalModelConfig, architectures: list[str], steps
     """Measure, then write results.json and results.md into ``out``."""
     if steps <= 0:
         raise UserError(f"--steps must be > 0, got {steps}")
-    folder = new_run_folder(out, overwrite)
+    unknown = sorted(set(architectures) - set(MODELS))
+    if unknown:
+        raise UserError(f"unknown architecture {unknown[0]!r}; use some of {', '.join(MODELS)}")
+    folder = new_run_folder(out, overwrite)  # after every check: bad input leaves no folder behind
     start = time.perf_counter()
     signal = load_signal(config)
     results = {"format": 2, "kind": "compile", "suite": "compile", "signal": signal.name,
