@@ -110,6 +110,14 @@ def run(seed, examples, *points):
             "history": [record(*p) for p in points]}
 
 
+def test_compile_applies_to_every_case_of_a_part(tmp_path, suite_file):
+    out = tmp_path / "out"
+    assert main(["bench", "attention", "--suite", str(suite_file), "--cases", "lm-tiny", "--teachers", "full",
+                 "--compile", "on", "--out", str(out), "--quiet"]) == 0
+    case = json.loads((out / "results.json").read_text())["cases"]["lm-tiny"]
+    assert case["settings"]["compile"] == "on" and case["runs"]["full"][0]["compile_seconds"] > 0
+
+
 def test_times_to_full_within_tolerance_over_full_and_the_best_peer():
     case = {"metric": "val_accuracy", "tolerance": 0.003, "runs": {
         "full": [run(0, 300, (0, 0.1), (10, 0.80), (20, 0.85), (30, 0.90)),

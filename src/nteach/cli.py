@@ -129,7 +129,7 @@ def command_bench(args: argparse.Namespace) -> int:
     path = suite_path(args.suite or ("full" if args.full else "quick"), kind)
     out = Path(args.out or f"runs/bench-{kind}-{path.stem.removeprefix(f'{kind}-')}")
     overrides = {key: getattr(args, key) for key in ("seconds", "compile")
-                 if getattr(args, key, None) is not None}  # options of the INR suites only
+                 if getattr(args, key, None) is not None}  # options some kinds of suite take
     BENCH_SUITES[kind](path, out, overwrite=args.overwrite, show_progress=not args.quiet,
                        seeds=parse_seeds(args.seeds), cases=parse_names(args.cases),
                        teachers=parse_names(args.teachers), **overrides)
@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "suite's")
     attention = add_suite_command(suites, "attention", "attention suite: recipes x teachers, timed to full's "
                                   "final validation metric", "about 12 minutes")
+    attention.add_argument("--compile", help="every case's --compile (on, off, graphs or auto), instead of "
+                           "the case's")
     speed = suites.add_parser("compile", help="steps per second eager against compiled, per architecture")
     add_config_options(speed, SignalModelConfig)
     speed.add_argument("--models", help="comma-separated architectures (default: all)")

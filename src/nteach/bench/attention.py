@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+import torch
+
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.teachers import TEACHERS, parse_options
 from nteach.bench.attention_probe import case_kit, loop_cost, measure_units, robust_seconds
@@ -154,7 +156,7 @@ def run_one(case: Case, teacher: str, seed: int, folder: Path) -> dict:
     summary, run_folder = recipe.run(case.config(teacher, seed, out), show_progress=False)
     history = [json.loads(line) for line in (run_folder / HISTORY).read_text().splitlines()]
     return {"seed": seed, "train_seconds": summary["train_seconds"], "examples": summary["examples_trained"],
-            "history": history}
+            "compile_seconds": summary["compile_seconds"], "history": history}
 
 
 def select_part(suite: dict, cases: list[str] | None, teachers: list[str] | None) -> None:
@@ -176,6 +178,8 @@ def select_part(suite: dict, cases: list[str] | None, teachers: list[str] | None
 def run_case(case: Case, seeds: list[int], folder: Path, show_progress: bool, written) -> dict:
     """Warm-up, unit costs, then every teacher x seed (rotated); every history gets its robust seconds
     once the loop's cost is known. ``written(result)`` is called after each run."""
+    if case.settings.get("compile") in ("on", "graphs"):
+        torch.compiler.reset()  # torch keeps 8 graphs a model: each case starts from an empty cache
     warm_up(case, seeds[0])
     config = case.config("full", seeds[0])
     costs = measure_units(case_kit(case.recipe, config), config.batch_size)
@@ -195,14 +199,17 @@ def run_case(case: Case, seeds: list[int], folder: Path, show_progress: bool, wr
 
 def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
                         seeds: list[int] | None = None, cases: list[str] | None = None,
-                        teachers: list[str] | None = None) -> dict:
+                        teachers: list[str] | None = None, compile: str | None = None) -> dict:
     """Run the suite (or the part given by ``cases``, ``seeds`` and ``teachers``): results.json as it
-    goes, then results.md and one plot per case."""
+    goes, then results.md and one plot per case. ``compile`` replaces every case's setting."""
     from nteach.bench.attention_report import attention_markdown, plot_case
 
     suite = load_attention_suite(path)
     suite["seeds"] = seeds or suite["seeds"]
     select_part(suite, cases, teachers)
+    if compile is not None:  # every case, and so every teacher of a case, compiled alike
+        suite["cases"] = [replace(case, settings={**case.settings, "compile": compile})
+                          for case in suite["cases"]]
     for case in suite["cases"]:
         check_case(case, suite["seeds"][0])
     folder = new_run_folder(out, overwrite)

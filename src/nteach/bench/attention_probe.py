@@ -54,18 +54,21 @@ def vit_kit(config) -> Kit:
     images = image_sets(config)
     training = Training(config, images.train, images.validation, images.num_classes)
     images, labels = training.train.images, training.train.labels
+    # training.learner: compiled where the case compiles (the probe's untimed repetitions compile it)
     return Kit(training.model, training.optimizer, lambda n: (images[:n], labels[:n]),
-               lambda b: classification_losses(training.model(b[0]), b[1]).mean(), lambda b: len(b[0]),
+               lambda b: classification_losses(training.learner(b[0]), b[1]).mean(), lambda b: len(b[0]),
                "example", training.device, score_batch=1024)  # the recipe scores in chunks of 1024
 
 
 def text_kit(recipe, config) -> Kit:
     """``recipe``: the lm or encoder recipe module (its check_inputs and prepare)."""
+    from nteach.compiling import compiled, resolve_compile
     from nteach.devices import resolve_device
 
     device = resolve_device(config.device)
     model, train, collate, _, example_losses, _ = recipe.prepare(config, recipe.check_inputs(config))
     model.to(device).train()
+    forward = compiled(model, resolve_compile(config.compile, "text", device))  # as the case's runs train
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
@@ -74,7 +77,7 @@ def text_kit(recipe, config) -> Kit:
 
     def loss(b: dict) -> torch.Tensor:
         inputs = {k: v for k, v in b.items() if k != "labels"}
-        losses, valid = example_losses(model(**inputs).logits, b["labels"])
+        losses, valid = example_losses(forward(**inputs).logits, b["labels"])
         return (losses * valid).sum() / valid.sum().clamp_min(1)
     return Kit(model, optimizer, batch, loss, lambda b: b["input_ids"].numel(), "token", device)
 

@@ -38,6 +38,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from nteach.attention.loop import new_work
 from nteach.errors import UserError
+from nteach.hf.compiled import warm_up
 from nteach.hf.losses import ExampleLosses, default_example_losses
 from nteach.hf.rounds import RoundView, progress_schedule, round_order
 from nteach.launch import Ranks
@@ -66,6 +67,7 @@ class TeachingCallback(TrainerCallback, WithRunState):
         self.examples, self.round_examples, self.loss_sum = 0, 0, 0.0
         self.weights: torch.Tensor | None = None  # per dataset index; None: all ones
         self.trainer = self.view = self.global_teacher = self.run_state = self.collate = None
+        self.compile_seconds = 0.0  # the Trainer's torch_compile, warmed up off the clock (hf.compiled)
         self._timing = ExitStack()
 
     def attach(self, trainer) -> TeachingCallback:
@@ -124,6 +126,10 @@ class TeachingCallback(TrainerCallback, WithRunState):
         lr_scheduler.lr_lambdas = [progress_schedule(schedule, self.progress, full_steps)
                                    for schedule in lr_scheduler.lr_lambdas]
         self.collate = train_dataloader.collate_fn  # the Trainer's own, its column removal included
+        if args.torch_compile and self.compile_seconds == 0:
+            self.compile_seconds = warm_up(self.trainer.model_wrapped, self.scorer(kwargs.get("model")),
+                                           self.view.dataset, self.collate, args.train_batch_size,
+                                           args.eval_batch_size, args.device, self.teacher.filters_batches)
 
     def on_epoch_begin(self, args, state, control, model=None, **kwargs):
         self._timing.enter_context(self.clock.running())
@@ -133,7 +139,7 @@ class TeachingCallback(TrainerCallback, WithRunState):
             self.view.capacity = 0
             return
         selection = self.global_teacher.select(self.round, self.round / self.rounds, lambda name: self.score(
-            name, model))
+            name, self.scorer(model)))
         size = selection.size(self.teacher.pool_size)
         self.length = math.ceil(size / self.unit)
         self.weights = None
@@ -172,6 +178,11 @@ class TeachingCallback(TrainerCallback, WithRunState):
     def progress(self) -> float:
         """Rounds done, in [0, rounds]: the round plus the share of its steps taken."""
         return min(self.round + self.steps / self.length, self.rounds)
+
+    def scorer(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model scoring passes run: the Trainer's compiled one in one process, else ``model``."""
+        compiled = self.trainer.args.torch_compile and self.run_state.ranks.size == 1
+        return self.trainer.model_wrapped if compiled else model
 
     def score(self, name: str, model: torch.nn.Module) -> torch.Tensor:
         """A per-example score of this rank's shard of the pool, for teachers that ask: "loss" (no grad)."""

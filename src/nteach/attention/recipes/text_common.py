@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nteach.attention.recipes.teachers import TEACHERS, parse_options
+from nteach.compiling import resolve_compile
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.launch import Ranks, on_main
@@ -43,6 +44,9 @@ class TextConfig:
     validation: float = field(default=0.1, metadata=option("share of the data held out for validation"))
     seed: int = field(default=0, metadata=option("seed for the split, the model and the teacher"))
     device: str = field(default="auto", metadata=option("cpu, cuda or auto"))
+    compile: str = field(default="auto", metadata=option(
+        "torch.compile the model (the Trainer's torch_compile): on, off, graphs (CUDA graphs, for a GPU) "
+        "or auto (off: not measured to pay here yet); compiling runs before the clock starts"))
     out: str | None = field(default=None, metadata=option("run folder; None: runs/RECIPE-TEACHER-DATA"))
     overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
     skip_first_eval: bool = field(default=False, metadata=option(
@@ -63,6 +67,7 @@ def check(config: TextConfig) -> None:
         raise UserError(f"unknown lr schedule {config.lr_schedule!r}; choose linear, cosine or constant")
     make_strategy(config.teacher, **parse_options(config.teacher, config.options))
     device = resolve_device(config.device)
+    resolve_compile(config.compile, "text", device)
     if device.type == "cuda" and device.index not in (None, 0):
         raise UserError("pick the GPU with CUDA_VISIBLE_DEVICES and pass --device cuda")
 

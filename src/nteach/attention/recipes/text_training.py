@@ -18,6 +18,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from nteach.attention.recipes.text_common import CHECKPOINTS, TextConfig
+from nteach.compiling import resolve_compile
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.hf import TeachingTrainer
@@ -39,14 +40,17 @@ def load_model(load: Callable, what: str):
 
 def training_arguments(config: TextConfig, folder: Path) -> TrainingArguments:
     schedule = "constant_with_warmup" if config.lr_schedule == "constant" else config.lr_schedule
+    device = resolve_device(config.device)
+    compile = resolve_compile(config.compile, "text", device)
     return TrainingArguments(
         output_dir=str(folder / CHECKPOINTS), num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, lr_scheduler_type=schedule,
         warmup_steps=config.warmup, weight_decay=config.weight_decay, save_strategy="epoch",
         save_total_limit=1, eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
-        seed=config.seed, use_cpu=resolve_device(config.device).type == "cpu", dataloader_num_workers=0,
-        log_level="error", ddp_find_unused_parameters=False)
+        seed=config.seed, use_cpu=device.type == "cpu", dataloader_num_workers=0,
+        log_level="error", ddp_find_unused_parameters=False, torch_compile=compile != "off",
+        torch_compile_mode="reduce-overhead" if compile == "graphs" else None)  # warm-up: nteach.hf.compiled
 
 
 class RunCallback(TrainerCallback):
@@ -118,7 +122,8 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
     summary = {"finished": teaching.round >= config.epochs, "teacher": config.teacher,
                "epochs": teaching.round,
                "steps": trainer.state.global_step, "examples_trained": teaching.examples,
-               "train_seconds": teaching.clock.seconds, f"final_{metric}": history[-1][metric],
+               "train_seconds": teaching.clock.seconds, "compile_seconds": teaching.compile_seconds,
+               f"final_{metric}": history[-1][metric],
                f"best_{metric}": best(r[metric] for r in history), "config": asdict(config)}
     if is_main:
         figure = quality_vs_time({config.teacher: history}, metric=metric, title=title)

@@ -28,6 +28,7 @@ from nteach.attention.recipes import register_recipe
 from nteach.attention.recipes.teachers import TEACHERS, parse_options
 from nteach.attention.recipes.vit_training import Training, summarize, train, write_outputs
 from nteach.attention.vit import SIZES
+from nteach.compiling import resolve_compile
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.launch import process_group_from_env
@@ -65,6 +66,9 @@ class ViTConfig:
         "train on a random subset of this many images (validation: a quarter as many, at least 16)"))
     seed: int = field(default=0, metadata=option("seed for the split, the network and the teacher"))
     device: str = field(default="auto", metadata=option("cpu, cuda, cuda:N or auto"))
+    compile: str = field(default="auto", metadata=option(
+        "torch.compile the ViT: on, off, graphs (CUDA graphs, for a GPU) or auto (off: not measured to "
+        "pay for the ViT yet); compiling runs before the clock starts"))
     out: str | None = field(default=None, metadata=option("run folder; None: runs/vit-TEACHER-DATA"))
     overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
     eval_every: int = field(default=1, metadata=option("epochs between validation passes"))
@@ -86,6 +90,7 @@ def check(config: ViTConfig) -> None:
         raise UserError(f"unknown lr schedule {config.lr_schedule!r} or model {config.model!r}; "
                         f"choose cosine/linear and one of {', '.join(SIZES)}")
     make_strategy(config.teacher, **parse_options(config.teacher, config.options))
+    resolve_compile(config.compile, "vit", resolve_device(config.device))
 
 
 def check_inputs(config: ViTConfig) -> None:

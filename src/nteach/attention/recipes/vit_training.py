@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from nteach.attention.loop import Teaching, global_batches, new_work
 from nteach.attention.losses import classification_losses
 from nteach.attention.recipes.teachers import parse_options
 from nteach.attention.vit import make_vit
+from nteach.compiling import compiled, mark_step, resolve_compile
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.launch import Ranks
@@ -26,6 +28,7 @@ from nteach.run_state import RunState, WithRunState
 from nteach.runs import CHECKPOINT, HISTORY, save_checkpoint, save_figure, write_json, write_jsonl
 from nteach.seeding import seeded
 from nteach.teaching import Teacher
+from nteach.timing import synchronize
 
 if TYPE_CHECKING:
     from nteach.attention.recipes.vit import ViTConfig
@@ -68,8 +71,11 @@ class Training(WithRunState):
         self.epoch = self.batch = self.steps = self.examples = 0
         self.epoch_examples, self.loss_sum = 0, 0.0  # this epoch's, for its mean training loss
         self.history: list[dict] = []
-        self.learner = self.model if self.ranks.size == 1 else self._data_parallel()
-
+        self.compile = resolve_compile(config.compile, "vit", self.device)
+        self.scorer = compiled(self.model, self.compile)  # no-grad passes: scoring, filtering, evaluation
+        self.learner = self.scorer if self.ranks.size == 1 else compiled(self._data_parallel(), self.compile)
+        self.compile_seconds = 0.0  # the warm-up's, off the training clock
+        self.warmed_up = self.compile == "off"
 
     def _data_parallel(self) -> DistributedDataParallel:
         """The model under DDP, for the training forward (scoring and evaluation use the bare model)."""
@@ -88,8 +94,8 @@ class Training(WithRunState):
     @torch.no_grad()
     def losses(self, data: ImageSet, chunk: int = 1024) -> torch.Tensor:
         self.model.eval()
-        out = torch.cat([classification_losses(self.model(data.images[i:i + chunk]), data.labels[i:i + chunk])
-                         for i in range(0, len(data), chunk)])
+        out = torch.cat([classification_losses(self.scorer(data.images[i:i + chunk]),
+                                               data.labels[i:i + chunk]) for i in range(0, len(data), chunk)])
         self.model.train()
         return out
 
@@ -100,12 +106,13 @@ class Training(WithRunState):
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(progress, self.config.lr, self.config.lr_schedule, self.config.warmup)
         images, labels = self.train.images[index], self.train.labels[index]
-        keep = self.teaching.keep(lambda: classification_losses(self.model(images), labels))
+        keep = self.teaching.keep(lambda: classification_losses(self.scorer(images), labels))
         if self.teaching.teacher.filters_batches:
             self.work["forwarded"] += len(images)
         images, labels, index = images[keep], labels[keep], index[keep]
         self.work["trained"] += len(images)
         self.work["steps"] += 1
+        mark_step(self.compile)
         losses = classification_losses(self.learner(images), labels)
         loss = self.teaching.loss(index, losses)
         observed = self.teaching.observed  # every rank's losses of this global batch: the same everywhere
@@ -141,12 +148,34 @@ class Training(WithRunState):
         self.epoch, self.batch = self.epoch + 1, 0
         return True
 
+    def warm_up(self) -> None:
+        """Compile before the clock runs (once; nothing when not compiling): a training forward and
+        backward on a batch of this rank's share and on one of half as many, so that smaller batches
+        (an epoch's last, a filtered one) run the dynamic-shape graph compiled here; then the no-grad
+        passes at two sizes. No optimizer step, no random draw: the run's path is unchanged."""
+        if self.warmed_up:
+            return
+        start = time.perf_counter()
+        share = max(2, self.config.batch_size // self.ranks.size)
+        for size in (share, max(2, share // 2)):  # as many backwards on every rank (DDP)
+            images, labels = self.train.images[:size], self.train.labels[:size]
+            classification_losses(self.learner(images), labels).mean().backward()
+            with torch.no_grad():
+                classification_losses(self.scorer(images), labels)  # Selective Backprop's filter
+        self.optimizer.zero_grad(set_to_none=True)
+        chunk = min(len(self.train), 1024)  # the passes' chunk, and a smaller one: their last
+        for size in (chunk, max(2, chunk // 2)):
+            self.losses(ImageSet(self.train.images[:size], self.train.labels[:size]), chunk)
+        synchronize(self.device)
+        self.compile_seconds += time.perf_counter() - start
+        self.warmed_up = True
+
     def accuracy(self, data: ImageSet, chunk: int = 1024) -> tuple[float, float]:
         """(accuracy, mean loss) of the model on ``data``."""
         self.model.eval()
         correct, loss = 0, 0.0
         for i in range(0, len(data), chunk):
-            logits, labels = self.model(data.images[i:i + chunk]), data.labels[i:i + chunk]
+            logits, labels = self.scorer(data.images[i:i + chunk]), data.labels[i:i + chunk]
             correct += int((logits.argmax(1) == labels).sum())
             loss += float(classification_losses(logits, labels).sum())
         self.model.train()
@@ -188,6 +217,7 @@ def summarize(training: Training, test: ImageSet | None, config: ViTConfig) -> d
     summary = {
         "finished": finished, "teacher": config.teacher, "epochs": training.epoch, "steps": training.steps,
         "examples_trained": training.examples, "train_seconds": training.clock.seconds,
+        "compile_seconds": training.compile_seconds,
         "final_val_accuracy": history[-1]["val_accuracy"],
         "best_val_accuracy": max(r["val_accuracy"] for r in history),
     }
@@ -219,6 +249,7 @@ def train(training: Training, folder: Path, show_progress: bool, stop: threading
     bar_format = "{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]"
     with progress_bar(total=config.epochs, show=show_progress and training.ranks.is_main,
                       bar_format=bar_format) as bar, training.run_state.random_stream():
+        training.warm_up()
         bar.update(training.epoch)
         while training.epoch < config.epochs:
             if not training.train_epoch(bar, stop):
