@@ -58,6 +58,17 @@ def test_a_case_summary_by_hand():
     assert summary["teachers"]["fast"]["quality_at"][2] == 27.0  # at 100 % of uniform's 4 robust s
 
 
+def test_a_confirming_part_without_a_screened_out_teacher_leaves_its_probe_ratio_to_the_other_part():
+    data = case({"uniform": [history([5, 20, 24, 26, 26], 1.0)], "twin": [history([5, 20, 24, 26, 26], 1.0)],
+                 "fast": [history([5, 24, 26, 27, 27], 1.0)]})
+    confirming = {"trained": 0.0, "forwarded": 0.0, "ntk": 0.0, "step": {"uniform": 0.1, "twin": 0.1},
+                  "measured_step": {"uniform": 0.12, "twin": 0.12}}  # "fast" screened out of this part
+    data["costs"].append(confirming)
+    teachers = summarize_case(data)["teachers"]
+    assert teachers["fast"]["probe_over_robust"] == pytest.approx(1.3)  # the first part's timing alone
+    assert teachers["uniform"]["probe_over_robust"] == pytest.approx(1.1)  # both parts: (0.1 + 0.12) / 0.2
+
+
 def test_parts_merge_per_case_and_teacher_and_refuse_a_seed_twice():
     part = {"suite": "s", "provenance": {"code": "x"}, "cases": {"c": {"metric": "psnr", "costs": {"k": 1},
             "runs": {"uniform": [{"seed": 0}]}}}}

@@ -54,7 +54,10 @@ def best_peer(times: dict[str, list], runs: dict[str, list[dict]], teacher: str,
 def probe_over_robust(record: dict, parts: list[dict], teacher: str) -> float:
     """What the probe measured ``teacher``'s real steps to cost, over what the cost model prices them at,
     for the work of ``record`` (unit costs averaged over the parts). Above 1: the model prices the teacher
-    low (in-step work it does not count)."""
+    low (in-step work it does not count). Parts that ran without ``teacher`` (a confirming part runs
+    the screened teachers alone) did not time its steps and are left out."""
+    parts = [costs for costs in parts if teacher in costs["measured_step"]]
+
     def mean(read) -> float:
         return statistics.fmean(read(costs) for costs in parts)
     work = record["work"]
