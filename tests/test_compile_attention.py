@@ -20,6 +20,7 @@ from nteach.teaching import Teacher
 from test_hf import POOL, collate, pool, tiny_gpt2
 from test_hf_callback import SETTINGS
 from test_text_recipes import text_file  # noqa: F401 (a fixture)
+from test_vit_recipe import StopAfter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,15 +55,6 @@ def test_compiled_vit_follows_the_eager_one(tmp_path, teacher):
     for x, y in zip(*histories):
         assert x["trained"] == y["trained"] and abs(x["val_loss"] - y["val_loss"]) < 1e-3
     assert eager["compile_seconds"] == 0 and fast["compile_seconds"] > 0
-
-
-class StopAfter:
-    def __init__(self, calls: int) -> None:
-        self.calls = calls
-
-    def is_set(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
 
 
 def test_resume_compiled_equals_a_straight_compiled_run(tmp_path):
