@@ -50,6 +50,7 @@ class Kit:
 def vit_kit(config) -> Kit:
     from nteach.attention.losses import classification_losses
     from nteach.attention.recipes.vit import Training, image_sets
+    from nteach.attention.recipes.vit_training import CHUNK
 
     images = image_sets(config)
     training = Training(config, images.train, images.validation, images.num_classes)
@@ -57,7 +58,7 @@ def vit_kit(config) -> Kit:
     # training.learner: compiled where the case compiles (the probe's untimed repetitions compile it)
     return Kit(training.model, training.optimizer, lambda n: (images[:n], labels[:n]),
                lambda b: classification_losses(training.learner(b[0]), b[1]).mean(), lambda b: len(b[0]),
-               "example", training.device, score_batch=1024)  # the recipe scores in chunks of 1024
+               "example", training.device, score_batch=CHUNK)  # the recipe scores in chunks
 
 
 def text_kit(recipe, config) -> Kit:

@@ -33,6 +33,8 @@ from nteach.timing import synchronize
 if TYPE_CHECKING:
     from nteach.attention.recipes.vit import ViTConfig
 
+CHUNK = 1024  # images per no-grad forward in scoring and validation passes
+
 
 def learning_rate(progress: float, peak: float, schedule: str, warmup: float) -> float:
     """Linear warm-up over ``warmup`` of the run, then cosine or linear decay to 0 at progress 1."""
@@ -92,7 +94,7 @@ class Training(WithRunState):
         return self.losses(ImageSet(self.train.images[shard], self.train.labels[shard]))
 
     @torch.no_grad()
-    def losses(self, data: ImageSet, chunk: int = 1024) -> torch.Tensor:
+    def losses(self, data: ImageSet, chunk: int = CHUNK) -> torch.Tensor:
         self.model.eval()
         out = torch.cat([classification_losses(self.scorer(data.images[i:i + chunk]),
                                                data.labels[i:i + chunk]) for i in range(0, len(data), chunk)])
@@ -160,17 +162,18 @@ class Training(WithRunState):
         for size in (share, max(2, share // 2)):  # as many backwards on every rank (DDP)
             images, labels = self.train.images[:size], self.train.labels[:size]
             classification_losses(self.learner(images), labels).mean().backward()
-            with torch.no_grad():
-                classification_losses(self.scorer(images), labels)  # Selective Backprop's filter
+            if self.teaching.teacher.filters_batches:  # Selective Backprop's no-grad filter
+                with torch.no_grad():
+                    classification_losses(self.scorer(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
-        chunk = min(len(self.train), 1024)  # the passes' chunk, and a smaller one: their last
+        chunk = min(len(self.train), CHUNK)  # the passes' chunk, and a smaller one: their last
         for size in (chunk, max(2, chunk // 2)):
             self.losses(ImageSet(self.train.images[:size], self.train.labels[:size]), chunk)
         synchronize(self.device)
         self.compile_seconds += time.perf_counter() - start
         self.warmed_up = True
 
-    def accuracy(self, data: ImageSet, chunk: int = 1024) -> tuple[float, float]:
+    def accuracy(self, data: ImageSet, chunk: int = CHUNK) -> tuple[float, float]:
         """(accuracy, mean loss) of the model on ``data``."""
         self.model.eval()
         correct, loss = 0, 0.0
