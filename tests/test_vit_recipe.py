@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from nteach.attention.data import IndexedDataset, load_idx_images, read_idx, split
-from nteach.attention.recipes.vit import ViTConfig, parse_options, run, split_indices
-from nteach.attention.recipes.vit_training import learning_rate
+from nteach.attention.recipes.vit import ViTConfig, image_sets, parse_options, run, split_indices
+from nteach.attention.recipes.vit_training import Training, learning_rate
 from nteach.attention.vit import ViT
 from nteach.cli import main
 from nteach.errors import UserError
@@ -176,3 +176,13 @@ def test_resume_after_a_stop_equals_an_uninterrupted_run(tmp_path, teacher, opti
     b = torch.load(folder / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
     assert resumed["final_val_accuracy"] == straight["final_val_accuracy"]
+
+
+def test_validation_passes_build_no_autograd_graph():
+    config = ViTConfig(data="digits", model="micro", teacher="full", epochs=1, batch_size=32, validation=0.2)
+    sets = image_sets(config)
+    training = Training(config, sets.train, sets.validation, sets.num_classes)
+    outputs, scorer = [], training.scorer
+    training.scorer = lambda images: outputs.append(scorer(images)) or outputs[-1]
+    training.accuracy(training.validation)
+    assert outputs and not any(out.requires_grad for out in outputs)

@@ -173,6 +173,7 @@ class Training(WithRunState):
         self.compile_seconds += time.perf_counter() - start
         self.warmed_up = True
 
+    @torch.no_grad()
     def accuracy(self, data: ImageSet, chunk: int = CHUNK) -> tuple[float, float]:
         """(accuracy, mean loss) of the model on ``data``."""
         self.model.eval()
