@@ -259,13 +259,15 @@ def write_report(results: Path = RESULTS, out: Path | None = None) -> str:
     its results are the headline); returns the text."""
     from nteach.bench.attention_report import attention_markdown
     from nteach.bench.compile_speed import markdown as compile_markdown
+    from nteach.bench.goals import goals_markdown
 
     suites = sorted(suites_in(results), key=lambda s: (s["kind"] == "attention", HEADLINE not in s["suite"],
                                                        s["suite"]))
     speeds = compile_results(results)
     if not suites and not speeds:
         raise UserError(f"no results files in {results}")
-    text = INTRO + GPU_NOTE + "".join(suite_markdown(s) for s in suites if s["kind"] != "attention")
+    text = INTRO + GPU_NOTE + goals_markdown({s["suite"]: s for s in suites})
+    text += "".join(suite_markdown(s) for s in suites if s["kind"] != "attention")
     text += "".join(compile_markdown(s) for s in speeds)
     attention = [s for s in suites if s["kind"] == "attention"]
     if attention:
