@@ -8,7 +8,7 @@ import torch
 
 from nteach.attention.data import IndexedDataset, load_idx_images, read_idx, split
 from nteach.attention.recipes.vit import ViTConfig, image_sets, parse_options, run, split_indices
-from nteach.attention.recipes.vit_training import Training, learning_rate
+from nteach.attention.recipes.vit_training import Training, learning_rate, teacher_settings
 from nteach.attention.vit import ViT
 from nteach.cli import main
 from nteach.errors import UserError
@@ -186,3 +186,10 @@ def test_validation_passes_build_no_autograd_graph():
     training.scorer = lambda images: outputs.append(scorer(images)) or outputs[-1]
     training.accuracy(training.validation)
     assert outputs and not any(out.requires_grad for out in outputs)
+
+
+def test_paced_sweep_on_the_vit_takes_the_recipes_weights_and_share_unless_the_user_gives_them():
+    assert teacher_settings(ViTConfig(teacher="paced_sweep")) == ({"weighted": True}, 0.5)
+    assert teacher_settings(ViTConfig(teacher="paced_sweep", ratio=0.7, options="weighted=false")) == (
+        {"weighted": False}, 0.7)
+    assert teacher_settings(ViTConfig(teacher="infobatch")) == ({}, None)

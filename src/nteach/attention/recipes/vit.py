@@ -46,7 +46,8 @@ class ViTConfig:
     teacher: str = field(default="infobatch", metadata=option(  # chosen on the dev suite (docs/benchmarks.md)
         f"teacher: {', '.join(TEACHERS)}"))
     ratio: float | None = field(default=None, metadata=option(
-        "subset ratio of fixed-ratio teachers (attent_simple, uniform); None: the teacher's own"))
+        "subset ratio of fixed-ratio teachers (attent_simple, uniform, paced_sweep); None: the teacher's own "
+        "(paced_sweep: 0.5 here, with importance weights)"))
     options: str = field(default="", metadata=option("teacher hyperparameters, e.g. selection=hard,cycles=3"))
     epochs: int = field(default=10, metadata=option("training epochs (one selection event each)"))
     batch_size: int = field(default=128, metadata=option("examples per step, over all ranks"))

@@ -34,6 +34,18 @@ if TYPE_CHECKING:
     from nteach.attention.recipes.vit import ViTConfig
 
 CHUNK = 1024  # images per no-grad forward in scoring and validation passes
+# paced_sweep on the ViT: importance weights and half of the pool an epoch, where its own defaults (no
+# weights, 0.7) took 1.19x InfoBatch's time; chosen on the dev suite (0.88x over four seeds,
+# docs/experiments.md). A user's --options and --ratio win.
+PACED_SWEEP_OPTIONS, PACED_SWEEP_RATIO = {"weighted": True}, 0.5
+
+
+def teacher_settings(config: ViTConfig) -> tuple[dict, float | None]:
+    """(hyperparameters, ratio) of the run's teacher: the user's, over the recipe's own for paced_sweep."""
+    options = parse_options(config.teacher, config.options)
+    if config.teacher != "paced_sweep":
+        return options, config.ratio
+    return {**PACED_SWEEP_OPTIONS, **options}, PACED_SWEEP_RATIO if config.ratio is None else config.ratio
 
 
 def learning_rate(progress: float, peak: float, schedule: str, warmup: float) -> float:
@@ -65,8 +77,9 @@ class Training(WithRunState):
         self.model = self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
-        teacher = Teacher(config.teacher, len(train), ratio=config.ratio, seed=config.seed,
-                          total_steps=config.epochs, **parse_options(config.teacher, config.options))
+        options, ratio = teacher_settings(config)
+        teacher = Teacher(config.teacher, len(train), ratio=ratio, seed=config.seed,
+                          total_steps=config.epochs, **options)
         self.teaching = Teaching(teacher, seed=config.seed, ranks=self.ranks)
         self.train = ImageSet(train.images.to(self.device), train.labels.to(self.device))
         self.validation = ImageSet(validation.images.to(self.device), validation.labels.to(self.device))
