@@ -127,7 +127,8 @@ class TeachingCallback(TrainerCallback, WithRunState):
                                    for schedule in lr_scheduler.lr_lambdas]
         self.collate = train_dataloader.collate_fn  # the Trainer's own, its column removal included
         if args.torch_compile and self.compile_seconds == 0:
-            self.compile_seconds = warm_up(self.trainer.model_wrapped, self.scorer(kwargs.get("model")),
+            compiled_scorer = self.trainer.model_wrapped if self.run_state.ranks.size == 1 else None
+            self.compile_seconds = warm_up(self.trainer.model_wrapped, compiled_scorer,  # see ``scorer``
                                            self.view.dataset, self.collate, args.train_batch_size,
                                            args.eval_batch_size, args.device, self.teacher.filters_batches)
 
