@@ -175,7 +175,7 @@ def run_compile_bench(config: SignalModelConfig, architectures: list[str], steps
                "points": len(signal), "config": {"width": config.width, "depth": config.depth,
                                                  "ratio": config.ratio, "size": config.size},
                "steps": steps,
-               "provenance": {"code": training_code_hash(), "commit": git_commit(), "machine": machine(),
+               "provenance": {"code": training_code_hash("inr"), "commit": git_commit(), "machine": machine(),
                               "written": datetime.datetime.now(datetime.timezone.utc).isoformat(
                                   timespec="seconds")},
                "architectures": measure(config, architectures, steps, show_progress)}

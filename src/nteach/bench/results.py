@@ -3,8 +3,10 @@
 A suite may run in parts (some cases, seeds or teachers at a time); each part
 writes one file. The report merges the files of one suite file (the hash of its
 text) run by one version of the training code (the hash of the code that trains
-and times: the engine, the INR package, the suite runner and the probe), so
-that committing a results file, or changing the report, does not split a suite.
+and times that kind of suite: the engine, the INR package or the attention
+recipes and Trainer, the suite runner and the probe), so that committing a
+results file, changing the report, or changing the other kind's code does not
+split a suite.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from nteach.bench.compare import machine
 from nteach.errors import UserError
 
 PACKAGE = Path(nteach.__file__).resolve().parent
-TRAINING_CODE = ("teaching", "inr", "attention", "hf", "bench/suite.py", "bench/probe.py",
-                 "bench/attention.py", "bench/attention_probe.py", "timing.py", "run_state.py", "launch.py",
-                 "seeding.py")
+ENGINE = ("teaching", "bench/suite.py", "bench/probe.py", "timing.py", "run_state.py", "launch.py",
+          "seeding.py", "compiling.py")
+TRAINING_CODE = {"inr": ENGINE + ("inr",),
+                 "attention": ENGINE + ("attention", "hf", "bench/attention.py", "bench/attention_probe.py")}
 
 
 def _digest(paths: list[Path], root: Path) -> str:
@@ -33,10 +36,10 @@ def _digest(paths: list[Path], root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def training_code_hash() -> str:
-    """A hash of the source files that decide what a suite measures."""
+def training_code_hash(kind: str) -> str:
+    """A hash of the source files that decide what a suite of ``kind`` ("inr", "attention") measures."""
     files = []
-    for part in TRAINING_CODE:
+    for part in TRAINING_CODE[kind]:
         path = PACKAGE / part
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     return _digest(files, PACKAGE)
@@ -52,11 +55,11 @@ def git_commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def provenance(suite_file: Path) -> dict:
-    """Where, when and from what a results file was measured."""
+def provenance(suite_file: Path, kind: str) -> dict:
+    """Where, when and from what a results file of a ``kind`` of suite was measured."""
     text = Path(suite_file).read_bytes()
     return {"suite_file": Path(suite_file).name, "suite_hash": hashlib.sha256(text).hexdigest()[:12],
-            "code": training_code_hash(), "commit": git_commit(), "machine": machine(),
+            "code": training_code_hash(kind), "commit": git_commit(), "machine": machine(),
             "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -191,7 +191,7 @@ def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: boo
         for teacher in case["teachers"]:
             variant_fit(suite, case, teacher, signals[case["name"]])
     folder = new_run_folder(out, overwrite)
-    results = {"format": 2, "suite": suite["name"], "provenance": provenance(path),
+    results = {"format": 2, "suite": suite["name"], "provenance": provenance(path, "inr"),
                "seeds": suite["seeds"], "cases": {}}
     if seconds is not None:
         results["provenance"]["seconds_override"] = seconds
