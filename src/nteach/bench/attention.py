@@ -213,8 +213,8 @@ def run_attention_suite(path: Path, out: Path, overwrite: bool = False, show_pro
     for case in suite["cases"]:
         check_case(case, suite["seeds"][0])
     folder = new_run_folder(out, overwrite)
-    results = {"format": 2, "kind": "attention", "suite": suite["name"], "provenance": provenance(path, "attention"),
-               "seeds": suite["seeds"], "cases": {}}
+    results = {"format": 2, "kind": "attention", "suite": suite["name"],
+               "provenance": provenance(path, "attention"), "seeds": suite["seeds"], "cases": {}}
 
     def written(name: str):
         def write(result: dict) -> None:
