@@ -19,6 +19,7 @@ import statistics
 import numpy as np
 
 from nteach.bench import attention_report
+from nteach.bench.shortfalls import shortfalls_markdown
 from nteach.bench.summary import summarize_case
 from nteach.bench.targets import time_to_target
 
@@ -174,9 +175,10 @@ def attention_rows(merged: dict) -> list[tuple]:
 
 def goals_markdown(suites: dict[str, dict]) -> str:
     """The section: one row per target, from the suites present (by name: heldout, dev, attention-heldout)."""
-    rows, note = [], ""
+    rows, note, heldout = [], "", None
     if "heldout" in suites:
-        rows += inr_rows({name: summarize_case(case) for name, case in suites["heldout"]["cases"].items()})
+        heldout = {name: summarize_case(case) for name, case in suites["heldout"]["cases"].items()}
+        rows += inr_rows(heldout)
     if "dev" in suites:
         dev, note = dev_rows(suites["dev"]["cases"])
         rows += dev
@@ -188,4 +190,5 @@ def goals_markdown(suites: dict[str, dict]) -> str:
              "Our own teacher (the default of `nteach fit`) against the targets set for it; every figure "
              "is computed from the suites below.\n\n| target | goal | measured | met |\n|---|---|---|---|\n"]
     lines += [f"| {what} | {goal} | {measured} | {_met(ok)} |\n" for what, goal, measured, ok in rows]
-    return "".join(lines) + note
+    why = shortfalls_markdown(heldout, suites.get("attention-heldout"), HEADLINE_GOAL, LM_GOAL)
+    return "".join(lines) + note + why
