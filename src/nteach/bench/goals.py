@@ -19,11 +19,10 @@ import statistics
 import numpy as np
 
 from nteach.bench import attention_report
-from nteach.bench.shortfalls import shortfalls_markdown
+from nteach.bench.shortfalls import OURS, shortfalls_markdown
 from nteach.bench.summary import summarize_case
 from nteach.bench.targets import time_to_target
 
-OURS = "paced_sweep"
 FREE = ("uniform", "sweep")  # the peers that cost nothing to teach
 HEADLINE_GOAL, UPPER_GOAL, FREE_GOAL = 0.80, 1.0, 1.05
 GAP_GOAL, STEP_COST_GOAL = 0.75, 1.05

@@ -14,7 +14,7 @@ import statistics
 from nteach.bench import attention_report
 from nteach.bench.targets import quality_at, time_to_target
 
-OURS = "paced_sweep"
+OURS = "paced_sweep"  # our own teacher, the one the targets are for
 
 
 def inr_breakdown(summaries: dict[str, dict]) -> dict[str, tuple[str, float, float]]:
