@@ -14,6 +14,18 @@ from nteach.inr.experiment import FitConfig, run_fit
 SMALL = ["--size", "24", "--width", "16", "--depth", "2", "--quiet"]
 
 
+COMMANDS = [(), ("fit",), ("compare",), ("bench",), ("bench", "inr"), ("bench", "attention"),
+            ("bench", "compile"), ("bench", "report"), ("train",), ("train", "vit"), ("train", "encoder"),
+            ("train", "lm")]
+
+
+@pytest.mark.parametrize("words", COMMANDS)
+def test_every_command_prints_its_help(capsys, words):
+    with pytest.raises(SystemExit) as done:
+        main([*words, "--help"])
+    assert done.value.code == 0 and "usage: nteach" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args,message", [
     (["fit", "MISSING.png"], "no such image: MISSING.png"),
     (["fit", "camera", "--ratio", "0"], "ratio must be in (0, 1], got 0.0"),

@@ -39,15 +39,15 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> N
     """One option per dataclass field: its type, default and help come from the field."""
     for f in fields(config_class):
         default = None if f.default is MISSING else f.default
-        help_text = f.metadata.get("help", "")
+        help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         kind = TYPES.get(str(f.type).split(" |")[0])
         if f.metadata.get("positional"):
-            parser.add_argument(f.name, nargs="?", default=default, help=f"{help_text} (default {default})")
+            parser.add_argument(f.name, nargs="?", default=default, help=f"{help_text} (default %(default)s)")
         elif str(f.type) == "bool":
             parser.add_argument("--" + f.name.replace("_", "-"), action="store_true", help=help_text)
         else:
             parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
-                                help=f"{help_text} (default {default})")
+                                help=f"{help_text} (default %(default)s)")
 
 
 def config_from(args: argparse.Namespace, config_class: type):
