@@ -11,14 +11,14 @@ import torch
 
 from nteach.bench.compile_speed import default_on, markdown, pays, run_compile_bench
 from nteach.bench.report import write_report
-from nteach.compiling import COMPILE_PAYS, resolve_compile
+from nteach.compiling import COMPILE_PAYS, resolve_compile, step_work
 from nteach.errors import UserError
 from nteach.inr import Budget, Fit
 from nteach.inr.experiment import SignalModelConfig, summarize
 from nteach.inr.models import make_model
 from nteach.teaching import Teacher
 
-COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compile-cpu.json"
+COMMITTED = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "results").glob("compile-cpu*.json"))
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +27,12 @@ def empty_compile_cache():
     torch.compiler.reset()
 
 
-def make_fit(signal, compile: str, steps: int = 30, teacher: str = "uniform", **options) -> Fit:
+def make_fit(signal, compile: str, steps: int = 30, teacher: str = "uniform", compile_scoring=None,
+             **options) -> Fit:
     torch.manual_seed(0)
     model = make_model("siren", 2, 3, width=16, depth=2)
     return Fit(signal, model, Teacher(teacher, len(signal), ratio=0.25, seed=0, **options),
-               Budget(steps=steps), lr=1e-3, eval_every=10, compile=compile)
+               Budget(steps=steps), lr=1e-3, eval_every=10, compile=compile, compile_scoring=compile_scoring)
 
 
 def test_modes_resolve_by_device_and_architecture():
@@ -59,6 +60,17 @@ def test_compiled_fit_follows_the_eager_one(tiny_signal, one_thread):
     assert torch.equal(eager.counts, fast.counts)  # the same selections: no random draw was added
     assert eager.compile_seconds == 0 and fast.compile_seconds > 0
     assert summarize(fast, {})["compile_seconds"] == fast.compile_seconds
+
+
+def test_an_eager_step_with_compiled_scoring_follows_the_eager_fit(tiny_signal, one_thread):
+    eager = make_fit(tiny_signal, "off", teacher="nint")
+    split = make_fit(tiny_signal, "off", teacher="nint", compile_scoring="on")
+    eager.run(show_progress=False)
+    split.run(show_progress=False)
+    assert split.learner is not split.scorer and split.compile_seconds > 0  # the scorer was warmed up
+    for a, b in zip(eager.history, split.history):
+        assert abs(a["psnr"] - b["psnr"]) < 1e-3, (a, b)
+    assert torch.equal(eager.counts, split.counts)
 
 
 def test_compile_time_stays_off_the_training_clock(tiny_signal, one_thread):
@@ -118,9 +130,41 @@ def test_pays_needs_speed_and_the_same_fit():
     assert not pays({"error": "backend failed"})
 
 
-@pytest.mark.skipif(not COMMITTED.exists(), reason="no committed compile benchmark yet")
-def test_the_default_follows_the_committed_benchmark():
-    assert sorted(COMPILE_PAYS) == default_on(json.loads(COMMITTED.read_text()))
+@pytest.mark.skipif(not COMMITTED, reason="no committed compile benchmark yet")
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda path: path.stem)
+def test_the_default_follows_the_committed_benchmarks(path):
+    """At each measured size, auto compiles exactly the architectures the measurement says pay."""
+    results = json.loads(path.read_text())
+    config, cpu = results["config"], torch.device("cpu")
+    work = step_work(round(config["ratio"] * results["points"]), config["width"])
+    auto = sorted(name for name in results["architectures"]
+                  if resolve_compile("auto", name, cpu, work) == "on")
+    assert auto == default_on(results)
+
+
+def test_small_steps_run_eagerly():
+    cpu = torch.device("cpu")
+    assert step_work(288, 128) == 288 * 128 * 128
+    assert resolve_compile("auto", "siren", cpu, COMPILE_PAYS["siren"]) == "on"
+    assert resolve_compile("auto", "siren", cpu, COMPILE_PAYS["siren"] - 1) == "off"
+    assert resolve_compile("on", "siren", cpu, 1.0) == "on"  # asked for: compiled at any size
+
+
+def test_full_batch_steps_count_the_whole_pool():
+    assert Teacher("full", 1000, ratio=0.2).step_size() == 1000
+    assert Teacher("uniform", 1000, ratio=0.2).step_size() == 200
+
+
+def test_auto_compiles_the_passes_large_enough_to_gain():
+    from nteach.inr.experiment import build_fit, load_signal
+    config = SignalModelConfig(image="astronaut", size=32, width=128, depth=2, ratio=0.2, device="cpu",
+                               steps=5)
+    signal = load_signal(config)  # 1,024 pixels: the whole pool is large enough at width 128, a fifth is not
+    assert step_work(len(signal), 128) >= COMPILE_PAYS["siren"] > step_work(round(0.2 * len(signal)), 128)
+    small = build_fit(config, "nint", {}, signal)
+    assert (small.compile, small.compile_scoring) == ("off", "on")
+    full = build_fit(config, "full", {}, signal)
+    assert (full.compile, full.compile_scoring) == ("on", "on")
 
 
 def test_bench_compile_refuses_an_unknown_model_before_making_its_folder(tmp_path, capsys):

@@ -7,8 +7,8 @@ A teacher saves steps; compiling makes each step cheaper, for every teacher alik
   no-grad scoring and evaluation passes call;
 - ``graphs``: the same, captured as CUDA graphs (``mode="reduce-overhead"``), for a GPU, where a small
   network's step is mostly kernel launches;
-- ``auto``: ``on`` for the architectures where the committed CPU benchmark measured it to pay (see
-  ``COMPILE_PAYS``), ``off`` for the rest and on a GPU (not measured there yet).
+- ``auto``: ``on`` for the architectures and step sizes where the committed CPU benchmarks measured it
+  to pay (``COMPILE_PAYS``), ``off`` for the rest and on a GPU (not measured there yet).
 
 Compilation happens in a warm-up before the clock starts: one training forward and backward on a batch
 of the step's size and one on all examples (so that every later size, such as INT's rising ratio, runs
@@ -33,18 +33,31 @@ COMPILE_MODES = ("auto", "off", "on", "graphs")
 
 # The architectures whose steps `nteach bench compile` measured at least 10 % faster compiled on the CPU,
 # with quality at equal steps within 0.05 dB of eager, or within eager's own float noise where that is
-# larger (benchmarks/results/compile-cpu.json; a test keeps this set and that file in agreement).
-COMPILE_PAYS: frozenset[str] = frozenset({"finer", "siren"})
+# larger, and from what size of step: its points times the hidden width squared (the multiply-adds of one
+# hidden layer). A compiled step pays a fixed cost in guards and calls that its fused kernels win back only
+# on enough work. SIREN measured 0.93x at 288 points of width 128 (4.7e6), 1.01x at 1,843 of width 64
+# (7.5e6), 1.05x at 720 of width 128 (1.2e7), then 1.15x at 1,440 (2.4e7) and 1.12x at 3,277 (5.4e7); FINER
+# 1.02x at 4.7e6, 1.13x at 1.2e7. Each threshold sits between the largest step that did not pay and the
+# smallest that did (benchmarks/results/compile-cpu*.json; a test keeps this table and those files in
+# agreement). Scoring passes over the pool follow the same rule with the pool's size.
+COMPILE_PAYS: dict[str, float] = {"finer": 8e6, "siren": 1.5e7}
 
 
-def resolve_compile(mode: str, model_name: str, device: torch.device) -> str:
-    """The mode a run uses: ``auto`` made concrete; a mode the device cannot run is a UserError."""
+def step_work(points: int, width: int) -> float:
+    """What ``COMPILE_PAYS`` is compared with: a step's points times the hidden width squared."""
+    return float(points) * width * width
+
+
+def resolve_compile(mode: str, model_name: str, device: torch.device, work: float = float("inf")) -> str:
+    """The mode a run uses: ``auto`` made concrete for a step of ``work`` (``step_work``; unknown: large);
+    a mode the device cannot run is a UserError."""
     if mode not in COMPILE_MODES:
         raise UserError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
     if mode == "graphs" and device.type != "cuda":
         raise UserError("--compile graphs captures CUDA graphs: it needs --device cuda")
     if mode == "auto":
-        return "on" if device.type == "cpu" and model_name in COMPILE_PAYS else "off"
+        pays = device.type == "cpu" and model_name in COMPILE_PAYS and work >= COMPILE_PAYS[model_name]
+        return "on" if pays else "off"
     return mode
 
 

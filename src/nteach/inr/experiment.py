@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nteach.compiling import resolve_compile
+from nteach.compiling import resolve_compile, step_work
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.inr.fit import Budget, Fit, quality
@@ -88,7 +88,8 @@ class SignalModelConfig:
     device: str = field(default="auto", metadata=option("cpu, cuda, cuda:N or auto"))
     compile: str = field(default="auto", metadata=option(
         "torch.compile the model: on, off, graphs (CUDA graphs, for a GPU) or auto (on where the CPU "
-        "benchmark measured it to pay); compiling runs before the clock starts"))
+        "benchmarks measured it to pay: SIREN and FINER, for steps of enough points); compiling runs "
+        "before the clock starts"))
 
 
 @dataclass
@@ -180,9 +181,10 @@ def build_fit(config: SignalModelConfig, teacher_name: str, options: dict, signa
     if lr <= 0:
         raise UserError(f"learning rate must be > 0, got {lr}")
     device = device or resolve_device(config.device)
+    step, scoring = (resolve_compile(config.compile, config.model, device, step_work(points, config.width))
+                     for points in (teacher.step_size(), len(signal)))  # a small step may run eagerly
     return Fit(signal, model, teacher, budget, lr=lr, eval_every=eval_every, chunk=config.chunk,
-               device=device, lr_schedule=config.lr_schedule,
-               compile=resolve_compile(config.compile, config.model, device))
+               device=device, lr_schedule=config.lr_schedule, compile=step, compile_scoring=scoring)
 
 
 def communication(fit: Fit) -> dict:

@@ -81,13 +81,15 @@ class Fit(WithRunState):
     """One fitting run: model, Adam, teacher, clock and history. Checkpointable at any step boundary.
 
     ``ranks``: this process's place in a process group (default: the initialised one, if any).
-    ``compile``: ``off``, ``on`` or ``graphs`` (nteach.compiling; resolved, not ``auto``).
+    ``compile``: ``off``, ``on`` or ``graphs`` (nteach.compiling; resolved, not ``auto``) for the training
+    step; ``compile_scoring`` the same for no-grad passes over the pool (default: ``compile``).
     """
 
     def __init__(self, signal: Signal, model: nn.Module, teacher: Teacher, budget: Budget,
                  lr: float = 1e-4, eval_every: float | None = None, chunk: int = 65536,
                  device: torch.device | str = "cpu", ranks: Ranks | None = None,
-                 lr_schedule: str = "constant", compile: str = "off") -> None:
+                 lr_schedule: str = "constant", compile: str = "off",
+                 compile_scoring: str | None = None) -> None:
         self.device = torch.device(device)
         self.signal = signal
         self.model = model.to(self.device)
@@ -109,11 +111,12 @@ class Fit(WithRunState):
         self.ranks = self.run_state.ranks
         self.global_teacher = DistributedTeacher(teacher, self.ranks)
         self.shard = self.global_teacher.shard  # the coordinates this rank scores
-        self.compile = compile
-        self.scorer = compiled(self.model, compile)  # no-grad passes: scoring and evaluation
-        self.learner = self.scorer if self.ranks.size == 1 else compiled(self._data_parallel(), compile)
+        self.compile, self.compile_scoring = compile, compile_scoring or compile
+        self.scorer = compiled(self.model, self.compile_scoring)  # no-grad passes: scoring and evaluation
+        self.learner = (compiled(self._data_parallel(), compile) if self.ranks.size > 1 else
+                        self.scorer if compile == self.compile_scoring else compiled(self.model, compile))
         self.compile_seconds = 0.0  # the warm-up's, off the training clock
-        self.warmed_up = compile == "off"
+        self.warmed_up = compile == self.compile_scoring == "off"
 
 
     def _data_parallel(self) -> nn.Module:

@@ -51,6 +51,10 @@ class Teacher:
         fraction = ratio_at(self.schedule, progress, 1.0, self.ratio)
         return max(1, min(self.pool_size, round(fraction * self.pool_size)))
 
+    def step_size(self) -> int:
+        """Examples a step trains on halfway through the run (the whole pool for full batch)."""
+        return self.pool_size if self.strategy.whole_pool else self.budget(0.5)
+
     def select(self, step: int, progress: float, score: ScoreFn) -> Selection:
         """The selection to train on at iteration ``step``, ``progress`` in [0, 1] of the budget."""
         if self.interval == "void":

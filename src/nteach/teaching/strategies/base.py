@@ -69,6 +69,7 @@ class Strategy:
     wants_input_grads: ClassVar[bool] = False
     filters_batches: ClassVar[bool] = False  # True: the loop asks ``filter_batch`` which examples to backprop
     teaches: ClassVar[tuple[str, ...]] = ("coordinates",)  # its pools: a signal's "coordinates", "examples"
+    whole_pool: ClassVar[bool] = False  # every step trains on every example, whatever the ratio
 
     def needs(self, event: int) -> tuple[str, ...]:
         return ()

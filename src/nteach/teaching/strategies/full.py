@@ -12,6 +12,7 @@ class Full(Strategy):
     name = "full"
     teaches = ("coordinates", "examples")
     default_interval = "void"
+    whole_pool = True
 
     def select(self, ctx) -> Selection:
         return Selection(indices=None)
