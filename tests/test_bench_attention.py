@@ -72,7 +72,9 @@ def test_tiny_suite_writes_every_run(tmp_path, suite_file, capsys):
         case = results["cases"][name]
         costs = case["costs"]
         assert costs["unit"] == ("example" if name == "vit-digits" else "token")
-        assert costs["trained"] > 0 and costs["forwarded"] > 0 and costs["loop"] >= 0
+        assert costs["forwarded"] > 0 and costs["loop"] >= 0
+        medians = costs["medians"]  # a tiny model's half batch can time as long as its whole one:
+        assert (costs["trained"] > 0) == (medians["train_all"] > medians["train_half"])  # then 0, not < 0
         assert set(case["runs"]) == teachers
         for runs in case["runs"].values():
             (run,) = runs

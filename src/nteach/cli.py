@@ -237,13 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"nteach: warning: {message}", file=sys.stderr)
+    first = str(message).strip().splitlines()
+    print(f"nteach: warning: {first[0] if first else category.__name__}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
+        for category in (DeprecationWarning, PendingDeprecationWarning):  # for library authors, not users:
+            warnings.simplefilter("ignore", category)  # Python hides them outside __main__ too
         try:
             return args.handler(args)
         except UserError as error:
