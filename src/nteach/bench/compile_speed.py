@@ -27,6 +27,7 @@ import torch
 from nteach.bench.compare import machine
 from nteach.bench.probe import alternate
 from nteach.bench.results import git_commit, training_code_hash
+from nteach.compiling import step_work
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
@@ -131,18 +132,25 @@ def pays(entry: dict) -> bool:
             and entry["largest_gap"] <= max(SAME, entry["float_noise"]))
 
 
-def markdown(results: dict) -> str:
-    """The table of one results file of `nteach bench compile`."""
-    where = results["provenance"]["machine"]
-    config = results["config"]
-    head = (f"\n## Compiled steps (`nteach bench compile`)\n\n{results['signal']} ({results['points']} "
-            f"points), width {config['width']}, depth {config['depth']}, ratio {config['ratio']}, "
-            f"uniform's steps; {where['cpu']}, {where['torch_threads']} threads, torch {where['torch']}. "
-            "Step: selection, forward, backward, Adam; static: compiled for the step's size alone. "
-            f"Gap: the largest difference in quality at equal steps over {results['steps']} steps, compiled "
-            "against eager; noise: the same for eager against eager on another number of threads (only "
-            f"the rounding differs). On by default (`--compile auto`) where a step is at least {PAYS:.2f}x "
-            f"faster and the gap at most {SAME} or within the noise.\n\n"
+COMPILE_INTRO = (
+    "\n## Compiled steps (`nteach bench compile`)\n\nEager against compiled, uniform's steps, one table per "
+    "measured size. Step: selection, forward, backward, Adam; static: compiled for the step's size alone. "
+    "Gap: the largest difference in quality at equal steps, compiled against eager; noise: the same for "
+    "eager against eager on another number of threads (only the rounding differs). Default: on where a step "
+    f"is at least {PAYS:.2f}x faster and the gap at most {SAME} or within the noise; `--compile auto` "
+    "compiles an architecture from the smallest step, in points times the hidden width squared, measured "
+    "to pay.\n")
+
+
+def _section(results: dict) -> str:
+    """The table of one results file of `nteach bench compile`, under a heading that names its size."""
+    where, config = results["provenance"]["machine"], results["config"]
+    points = round(config["ratio"] * results["points"])
+    work = f"{step_work(points, config['width']):.1e}".replace("e+0", "e")  # 5.4e7
+    head = (f"\n### {results['signal']}: {points} of {results['points']} points a step, width "
+            f"{config['width']}: {work} multiply-adds a hidden layer\n\n"
+            f"Depth {config['depth']}, ratio {config['ratio']}, {results['steps']} steps; {where['cpu']}, "
+            f"{where['torch_threads']} threads, torch {where['torch']}.\n\n"
             "| model | step eager ms | step compiled ms | speed-up | static ms | scoring eager ms | "
             "scoring compiled ms | speed-up | compile s (again) | gap | noise | default |\n"
             + "|---" * 12 + "|\n")
@@ -158,6 +166,11 @@ def markdown(results: dict) -> str:
                     f"({e['compile_seconds_again']:.1f}) | {e['largest_gap']:.3f} | {e['float_noise']:.3f} | "
                     f"{'on' if pays(e) else 'off'} |")
     return head + "\n".join(rows) + "\n"
+
+
+def markdown(*results: dict) -> str:
+    """One section for results files of `nteach bench compile`: the protocol once, a table per file."""
+    return COMPILE_INTRO + "".join(_section(r) for r in results)
 
 
 def run_compile_bench(config: SignalModelConfig, architectures: list[str], steps: int, out: Path,

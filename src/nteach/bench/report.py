@@ -268,7 +268,7 @@ def write_report(results: Path = RESULTS, out: Path | None = None) -> str:
         raise UserError(f"no results files in {results}")
     text = INTRO + GPU_NOTE + goals_markdown({s["suite"]: s for s in suites})
     text += "".join(suite_markdown(s) for s in suites if s["kind"] != "attention")
-    text += "".join(compile_markdown(s) for s in speeds)
+    text += compile_markdown(*speeds) if speeds else ""
     attention = [s for s in suites if s["kind"] == "attention"]
     if attention:
         text += ATTENTION_INTRO + "".join(attention_markdown(s) for s in attention)
