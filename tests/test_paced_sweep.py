@@ -107,3 +107,18 @@ def test_anchors_come_from_the_edge_mask_and_are_trained_twice_a_round():
     assert sorted(others[:8]) == sorted(others[8:16]) == [0, 1, 3, 4, 5, 6, 8, 9]
     with pytest.raises(UserError, match="no anchors with importance weights"):
         make_strategy("paced_sweep", anchor_share=0.5, weighted=True)
+
+
+def test_rounds_match_a_plain_torch_construction():
+    """A round as the docstring defines it, built with torch ops: the same draws give the same order."""
+    def reference(rate, generator):
+        counts = (rate + torch.rand(len(rate), generator=generator)).floor().long()
+        owner = torch.repeat_interleave(torch.arange(len(rate)), counts)
+        copy = torch.arange(len(owner)) - (torch.cumsum(counts, 0) - counts)[owner]
+        position = (copy + torch.rand(len(rate), generator=generator)[owner]) / counts[owner]
+        return owner[position.argsort(stable=True)]
+
+    strategy = make_strategy("paced_sweep")
+    rate = torch.rand(3000, generator=torch.Generator().manual_seed(5)) * 3
+    built = strategy.new_round(rate, torch.Generator().manual_seed(7))
+    assert torch.equal(built, reference(rate, torch.Generator().manual_seed(7)))
