@@ -172,3 +172,13 @@ def test_bench_compile_refuses_an_unknown_model_before_making_its_folder(tmp_pat
     out = tmp_path / "speed"
     assert main(["bench", "compile", "--models", "siren,mlp", "--out", str(out), "--quiet"]) == 2
     assert "unknown architecture 'mlp'" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.skipif(len(COMMITTED) < 2, reason="needs two committed compile benchmarks")
+def test_files_measured_at_one_size_share_one_table():
+    first = json.loads(COMMITTED[0].read_text())
+    second = {**first, "architectures": {"other": first["architectures"][next(iter(first["architectures"]))]}}
+    text = markdown(first, second, json.loads(COMMITTED[1].read_text()))
+    assert text.count("### ") == 2  # two sizes measured, whatever the number of files
+    table = text.split("### ")[1]
+    assert "| other |" in table and all(f"| {name} |" in table for name in first["architectures"])

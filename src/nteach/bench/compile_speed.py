@@ -142,18 +142,22 @@ COMPILE_INTRO = (
     "to pay.\n")
 
 
-def _section(results: dict) -> str:
-    """The table of one results file of `nteach bench compile`, under a heading that names its size."""
+def _head(results: dict) -> str:
+    """The heading of one results file's table: its size, and where and how long it was measured."""
     where, config = results["provenance"]["machine"], results["config"]
     points = round(config["ratio"] * results["points"])
     work = f"{step_work(points, config['width']):.1e}".replace("e+0", "e")  # 5.4e7
-    head = (f"\n### {results['signal']}: {points} of {results['points']} points a step, width "
+    return (f"\n### {results['signal']}: {points} of {results['points']} points a step, width "
             f"{config['width']}: {work} multiply-adds a hidden layer\n\n"
             f"Depth {config['depth']}, ratio {config['ratio']}, {results['steps']} steps; {where['cpu']}, "
             f"{where['torch_threads']} threads, torch {where['torch']}.\n\n"
             "| model | step eager ms | step compiled ms | speed-up | static ms | scoring eager ms | "
             "scoring compiled ms | speed-up | compile s (again) | gap | noise | default |\n"
             + "|---" * 12 + "|\n")
+
+
+def _rows(results: dict) -> list[str]:
+    """A table row per architecture of one results file."""
     rows = []
     for name, e in results["architectures"].items():
         if "error" in e:
@@ -165,12 +169,16 @@ def _section(results: dict) -> str:
                     f"{score['off'] / score['on']:.2f}x | {e['compile_seconds']:.1f} "
                     f"({e['compile_seconds_again']:.1f}) | {e['largest_gap']:.3f} | {e['float_noise']:.3f} | "
                     f"{'on' if pays(e) else 'off'} |")
-    return head + "\n".join(rows) + "\n"
+    return rows
 
 
 def markdown(*results: dict) -> str:
-    """One section for results files of `nteach bench compile`: the protocol once, a table per file."""
-    return COMPILE_INTRO + "".join(_section(r) for r in results)
+    """One section for results files of `nteach bench compile`: the protocol once, then a table per
+    measured size, holding the rows of every file measured at that size (say, one per architecture)."""
+    tables: dict[str, list[str]] = {}
+    for one in results:
+        tables.setdefault(_head(one), []).extend(_rows(one))
+    return COMPILE_INTRO + "".join(head + "\n".join(rows) + "\n" for head, rows in tables.items())
 
 
 def run_compile_bench(config: SignalModelConfig, architectures: list[str], steps: int, out: Path,
