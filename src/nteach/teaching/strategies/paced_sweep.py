@@ -107,7 +107,7 @@ class PacedSweep(Strategy):
     def new_round(self, rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A round: example i ``floor(rate_i + u)`` times, in a shuffled or evenly spaced order.
         Built in NumPy, whose calls cost a few microseconds less each than torch's on arrays this small;
-        float32 throughout, as the generator draws, so that the order is the same on every machine."""
+        float32 throughout, as torch's ops computed it, so that the same draws give the same order."""
         n = len(rate)
         counts = np.floor(rate.numpy() + torch.rand(n, generator=generator).numpy()).astype(np.int64)
         owner = np.repeat(np.arange(n), counts)
