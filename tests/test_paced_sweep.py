@@ -122,3 +122,40 @@ def test_rounds_match_a_plain_torch_construction():
     rate = torch.rand(3000, generator=torch.Generator().manual_seed(5)) * 3
     built = strategy.new_round(rate, torch.Generator().manual_seed(7))
     assert torch.equal(built, reference(rate, torch.Generator().manual_seed(7)))
+
+
+def test_a_round_of_several_passes_keeps_each_example_a_pass_apart():
+    teacher = Teacher("paced_sweep", 12, ratio=0.25, seed=3, passes=4)
+    first = torch.cat([teacher.select(step, 0.0, score=None).indices for step in range(16)])  # 4 x 12
+    for example in range(12):  # nothing cached yet: 4 copies each, exactly one pass (12 entries) apart
+        where = (first == example).nonzero().squeeze(1)
+        assert torch.diff(where).tolist() == [12, 12, 12]
+    assert len(teacher.state["order"]) == 0  # the round ended with the 16th step
+
+
+def test_passes_multiply_the_visits_of_a_round_and_not_the_weights():
+    strategy = make_strategy("paced_sweep", passes=3)
+    rate = torch.tensor([0.7, 1.0, 1.3, 2.5])
+    counts = torch.bincount(strategy.new_round(rate * strategy.passes, torch.Generator().manual_seed(2)),
+                            minlength=4)
+    assert all(math.floor(3 * r) <= c <= math.ceil(3 * r) for r, c in zip(rate.tolist(), counts.tolist()))
+    teacher = Teacher("paced_sweep", 4, ratio=0.5, seed=0, weighted=True, passes=3, mix=0.5,
+                      temperature=1.0, max_weight=5.0)
+    for step in range(6):  # the first round: 3 passes of 4 at 2 a step
+        teacher.select(step, 0.0, score=None)
+    teacher.observe(None, torch.tensor([1.0, 3.0, 3.0, 1.0]))
+    selection = teacher.select(6, 0.0, score=None)
+    rate = torch.tensor([0.75, 1.25, 1.25, 0.75])  # per pass, as with one pass a round
+    raw = 1.0 / rate[selection.indices]
+    assert selection.weights.tolist() == pytest.approx((raw / raw.mean()).tolist())
+    with pytest.raises(UserError, match="whole number of passes"):
+        make_strategy("paced_sweep", passes=0)
+
+
+def test_inr_fits_take_four_passes_and_anchors_on_shapes_unless_told_otherwise():
+    from nteach.inr.experiment import PACED_PASSES, SignalModelConfig, teacher_options
+
+    photo, shape = SignalModelConfig(image="astronaut"), SignalModelConfig(image="bunny", signal="sdf")
+    assert teacher_options(photo, "paced_sweep", {}) == {"passes": PACED_PASSES}
+    assert teacher_options(shape, "paced_sweep", {"passes": 1}) == {"passes": 1, "anchor_share": 0.5}
+    assert teacher_options(photo, "sweep", {"mix": 0.5}) == {"mix": 0.5}

@@ -5,23 +5,28 @@ events; on a CPU that pass costs more than the step it guides, and plain
 uniform sampling wins in wall-clock time. This teacher never scores the
 pool. It remembers, per example, the loss it had when it was last trained
 on (the training forward computes it anyway) and lays the pool out in
-rounds of about N entries that the steps consume in order, ``budget`` at a
-time. In a round, example i appears n_i times, n_i the stochastic rounding
-of
+rounds of about ``passes`` x N entries that the steps consume in order,
+``budget`` at a time. In a round, example i appears n_i times, n_i the
+stochastic rounding of
 
-    N * p_i,   p_i = (1 - mix) * c_i^temperature / sum_j c_j^temperature + mix / N,
+    passes * N * p_i,   p_i = (1 - mix) * c_i^temperature / sum_j c_j^temperature + mix / N,
 
 and its copies sit evenly spaced through the round, at a random phase. The
 first round is a plain shuffle (nothing is cached yet), so every example
-is seen once before any is favoured.
+is seen ``passes`` times before any is favoured.
 
-Three ingredients, each measured on and off (docs/experiments.md):
+Four ingredients, each measured on and off (docs/experiments.md):
 - rounds instead of a fresh random subset per step: every example comes back
   within about a round (random reshuffling), which alone beats uniform per step;
 - the pace from the cached loss (``temperature`` 0 turns it off): hard
   examples come back sooner;
 - ``spaced`` copies: an example's visits evenly apart rather than at random
-  places in the round, so a hard example is never trained twice in a row.
+  places in the round, so a hard example is never trained twice in a row;
+- rounds of several ``passes``, their pace set once for all of them: the pace is
+  followed more closely (an example at rate 1.3 comes back 5 or 6 times in 4 passes,
+  evenly apart, rather than 1 or 2 times a pass at random phases). On the INR dev
+  cases 4 passes took 7-26 % fewer steps to the target than 1, so the INR fits
+  (``nteach fit``, the suites) use 4; datasets, whose steps are epochs, keep 1.
 Anchors (``anchor_share`` > 0, signals only): that share of every step's
 budget goes to the examples nearest the signal's edges (a shape's surface,
 an image's dilated edges: the mask Expansive Supervision anchors on), all
@@ -31,10 +36,13 @@ Importance weights (``weighted``: 1 / (N p_i), clipped, batch mean 1) make
 each round's gradient follow the whole pool's; they measured worse (the
 focus is what helps) and are off by default.
 
-Building a round costs a few passes over N values and one argsort, once per
-N / budget steps; between rounds a step costs a slice and a scatter. Alone, at
-9,216 examples and a fifth of them a step, that is 0.15-0.26 ms a step against
-uniform's 0.08-0.13 ms for a fresh permutation (docs/experiments.md).
+Building a round costs a few passes over its passes x N entries and one
+argsort, once per passes x N / budget steps; between rounds a step costs a
+slice and a scatter. Alone, at 9,216 examples and a fifth of them a step, one
+pass a round costs 0.15-0.26 ms a step against uniform's 0.08-0.13 ms for a
+fresh permutation; inside a training loop each of the round's NumPy calls runs
+slower right after a backward pass, and fewer, longer rounds pay that less often
+(docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ class PacedSweep(Strategy):
     weighted: bool = False  # importance weights 1 / (N p_i), so each round follows the pool's gradient
     max_weight: float = 5.0
     anchor_share: float = 0.0  # share of each step's budget on the examples nearest the signal's edges
+    passes: int = 1  # passes over the pool a round covers, all at the pace set when it is built
 
     name = "paced_sweep"
     teaches = ("coordinates", "examples")
@@ -68,6 +77,8 @@ class PacedSweep(Strategy):
         if self.temperature < 0 or not 0.0 < self.mix <= 1.0 or self.max_weight < 1.0:
             raise UserError(f"paced_sweep needs temperature >= 0, 0 < mix <= 1 and max_weight >= 1, "
                             f"got {self.temperature}, {self.mix}, {self.max_weight}")
+        if not isinstance(self.passes, int) or self.passes < 1:
+            raise UserError(f"paced_sweep needs a whole number of passes >= 1, got {self.passes}")
         if not 0.0 <= self.anchor_share < 1.0 or (self.anchor_share > 0 and self.weighted):
             raise UserError(f"paced_sweep needs 0 <= anchor_share < 1, and no anchors with importance "
                             f"weights, got anchor_share {self.anchor_share}, weighted {self.weighted}")
@@ -82,7 +93,7 @@ class PacedSweep(Strategy):
     def init_state(self, pool_size: int) -> dict[str, torch.Tensor]:
         return {"cache": torch.full((pool_size,), float("nan")),  # last training loss; nan: never trained
                 "order": torch.zeros(0, dtype=torch.long),  # what is left of the current round
-                "rate": torch.ones(pool_size)}  # N p_i of the current round: expected visits per round
+                "rate": torch.ones(pool_size)}  # N p_i of the current round: expected visits per pass
 
     def rates(self, cache: torch.Tensor) -> torch.Tensor:
         """N p_i from the cached losses; all ones (a plain sweep) until every example has been seen."""
@@ -126,8 +137,8 @@ class PacedSweep(Strategy):
         wanted = ctx.budget - (0 if parts is None else len(parts[0]))
         while len(order) < wanted:  # the rest of this round, then the next one, over the paced examples
             cache = state["cache"].cpu()
-            state["rate"] = self.rates(cache if parts is None else cache[parts[1]])
-            round_ = self.new_round(state["rate"], ctx.generator)
+            state["rate"] = self.rates(cache if parts is None else cache[parts[1]])  # visits per pass
+            round_ = self.new_round(state["rate"] * self.passes, ctx.generator)
             order = torch.cat([order, round_ if parts is None else parts[1][round_]])
         indices, state["order"] = order[:wanted], order[wanted:]
         if parts is not None:
