@@ -24,9 +24,10 @@ Four ingredients, each measured on and off (docs/experiments.md):
   places in the round, so a hard example is never trained twice in a row;
 - rounds of several ``passes``, their pace set once for all of them: the pace is
   followed more closely (an example at rate 1.3 comes back 5 or 6 times in 4 passes,
-  evenly apart, rather than 1 or 2 times a pass at random phases). On the INR dev
-  cases 4 passes took 7-26 % fewer steps to the target than 1, so the INR fits
-  (``nteach fit``, the suites) use 4; datasets, whose steps are epochs, keep 1.
+  evenly apart, rather than 1 or 2 times a pass at random phases). On seven INR
+  dev cases of nine 4 passes took 0.71x-0.93x the steps to the target of 1, so
+  the INR fits (``nteach fit``, the suites) use 4; datasets, whose steps are
+  epochs, keep 1.
 Anchors (``anchor_share`` > 0, signals only): that share of every step's
 budget goes to the examples nearest the signal's edges (a shape's surface,
 an image's dilated edges: the mask Expansive Supervision anchors on), all
