@@ -11,9 +11,9 @@ stochastic rounding of
 
     passes * N * p_i,   p_i = (1 - mix) * c_i^temperature / sum_j c_j^temperature + mix / N,
 
-and its copies sit evenly spaced through the round, at a random phase. The
-first round is a plain shuffle (nothing is cached yet), so every example
-is seen ``passes`` times before any is favoured.
+and its copies sit evenly spaced through the round, at a random phase. In
+the first round nothing is cached yet: every example comes once a pass, in
+one shuffled order repeated ``passes`` times, before any is favoured.
 
 Four ingredients, each measured on and off (docs/experiments.md):
 - rounds instead of a fresh random subset per step: every example comes back
