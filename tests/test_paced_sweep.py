@@ -159,3 +159,22 @@ def test_inr_fits_take_four_passes_and_anchors_on_shapes_unless_told_otherwise()
     assert teacher_options(photo, "paced_sweep", {}) == {"passes": PACED_PASSES}
     assert teacher_options(shape, "paced_sweep", {"passes": 1}) == {"passes": 1, "anchor_share": 0.5}
     assert teacher_options(photo, "sweep", {"mix": 0.5}) == {"mix": 0.5}
+
+
+def test_jitter_reshuffles_the_passes_of_a_round_and_keeps_each_copy_in_its_stretch():
+    rate = torch.full((50,), 4.0)  # a first round of 4 passes: 4 copies of each, one a pass
+    for jitter in (0.0, 0.5, 1.0):
+        order = make_strategy("paced_sweep", jitter=jitter).new_round(rate, torch.Generator().manual_seed(4))
+        passes = order.view(4, 50)
+        assert all(sorted(p.tolist()) == list(range(50)) for p in passes)  # each pass holds every example
+        repeated = all(torch.equal(passes[0], p) for p in passes[1:])
+        assert repeated == (jitter == 0.0)  # one phase per example: the same order every pass
+    uneven = torch.tensor([1.0, 2.0, 3.0, 5.0] * 10)
+    order = make_strategy("paced_sweep", jitter=0.5).new_round(uneven, torch.Generator().manual_seed(0))
+    position = torch.arange(len(order), dtype=torch.float64) / len(order)
+    for example, count in enumerate(uneven.long().tolist()):
+        where = position[order == example]  # copy k lands in the k-th 1/count of the round, give or take
+        assert where.tolist() == sorted(where.tolist())  # the slack of other examples' stretches
+        assert all(abs(w - (k + 0.5) / count) < 0.5 / count + 0.05 for k, w in enumerate(where.tolist()))
+    with pytest.raises(UserError, match="jitter"):
+        make_strategy("paced_sweep", jitter=1.5)

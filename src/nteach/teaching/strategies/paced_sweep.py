@@ -15,7 +15,7 @@ and its copies sit evenly spaced through the round, at a random phase. In
 the first round nothing is cached yet: every example comes once a pass, in
 one shuffled order repeated ``passes`` times, before any is favoured.
 
-Four ingredients, each measured on and off (docs/experiments.md):
+Its ingredients, each measured on and off (docs/experiments.md):
 - rounds instead of a fresh random subset per step: every example comes back
   within about a round (random reshuffling), which alone beats uniform per step;
 - the pace from the cached loss (``temperature`` 0 turns it off): hard
@@ -28,6 +28,11 @@ Four ingredients, each measured on and off (docs/experiments.md):
   dev cases of nine 4 passes took 0.71x-0.93x the steps to the target of 1, so
   the INR fits (``nteach fit``, the suites) use 4; datasets, whose steps are
   epochs, keep 1.
+- ``jitter`` (off by default): the share of each copy's place in its stretch of the
+  round drawn afresh for that copy rather than from the example's one phase. With
+  one phase, a round of several passes repeats the same order of its evenly paced
+  examples every pass, so the same minibatches come back; a fresh draw per copy
+  keeps each copy in its own 1/n_i of the round but reshuffles the passes.
 Anchors (``anchor_share`` > 0, signals only): that share of every step's
 budget goes to the examples nearest the signal's edges (a shape's surface,
 an image's dilated edges: the mask Expansive Supervision anchors on), all
@@ -69,6 +74,7 @@ class PacedSweep(Strategy):
     max_weight: float = 5.0
     anchor_share: float = 0.0  # share of each step's budget on the examples nearest the signal's edges
     passes: int = 1  # passes over the pool a round covers, all at the pace set when it is built
+    jitter: float = 0.0  # share of a copy's place in its 1/n_i of the round drawn per copy (0: per example)
 
     name = "paced_sweep"
     teaches = ("coordinates", "examples")
@@ -78,6 +84,8 @@ class PacedSweep(Strategy):
         if self.temperature < 0 or not 0.0 < self.mix <= 1.0 or self.max_weight < 1.0:
             raise UserError(f"paced_sweep needs temperature >= 0, 0 < mix <= 1 and max_weight >= 1, "
                             f"got {self.temperature}, {self.mix}, {self.max_weight}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise UserError(f"paced_sweep needs 0 <= jitter <= 1, got {self.jitter}")
         if not isinstance(self.passes, int) or self.passes < 1:
             raise UserError(f"paced_sweep needs a whole number of passes >= 1, got {self.passes}")
         if not 0.0 <= self.anchor_share < 1.0 or (self.anchor_share > 0 and self.weighted):
@@ -125,10 +133,13 @@ class PacedSweep(Strategy):
         owner = np.repeat(np.arange(n), counts)
         if not self.spaced:
             return torch.from_numpy(owner)[torch.randperm(len(owner), generator=generator)]
-        phase = torch.rand(n, generator=generator).numpy()
+        phase = np.repeat(torch.rand(n, generator=generator).numpy(), counts)  # in [0, 1): its stretch
+        if self.jitter > 0:
+            fresh = torch.rand(len(owner), generator=generator).numpy()
+            phase = np.float32(1.0 - self.jitter) * phase + np.float32(self.jitter) * fresh
         copy = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, .. per example
         spread = np.repeat(counts, counts).astype(np.float32)  # each copy's example's count
-        position = (copy.astype(np.float32) + np.repeat(phase, counts)) / spread
+        position = (copy.astype(np.float32) + phase) / spread
         return torch.from_numpy(owner[np.argsort(position)])
 
     def select(self, ctx) -> Selection:
