@@ -173,8 +173,8 @@ def test_jitter_reshuffles_the_passes_of_a_round_and_keeps_each_copy_in_its_stre
     order = make_strategy("paced_sweep", jitter=0.5).new_round(uneven, torch.Generator().manual_seed(0))
     position = torch.arange(len(order), dtype=torch.float64) / len(order)
     for example, count in enumerate(uneven.long().tolist()):
-        where = position[order == example]  # copy k lands in the k-th 1/count of the round, give or take
-        assert where.tolist() == sorted(where.tolist())  # the slack of other examples' stretches
+        # copy k lands in the k-th 1/count of the round, give or take the other examples' stretches
+        where = position[order == example]
         assert all(abs(w - (k + 0.5) / count) < 0.5 / count + 0.05 for k, w in enumerate(where.tolist()))
     with pytest.raises(UserError, match="jitter"):
         make_strategy("paced_sweep", jitter=1.5)

@@ -133,7 +133,7 @@ class PacedSweep(Strategy):
         owner = np.repeat(np.arange(n), counts)
         if not self.spaced:
             return torch.from_numpy(owner)[torch.randperm(len(owner), generator=generator)]
-        phase = np.repeat(torch.rand(n, generator=generator).numpy(), counts)  # in [0, 1): its stretch
+        phase = np.repeat(torch.rand(n, generator=generator).numpy(), counts)  # where in its 1/n_i
         if self.jitter > 0:
             fresh = torch.rand(len(owner), generator=generator).numpy()
             phase = np.float32(1.0 - self.jitter) * phase + np.float32(self.jitter) * fresh
