@@ -102,3 +102,23 @@ def test_ntk_product_of_a_model_torch_func_cannot_transform():
     expected = (J @ (J.T @ r.reshape(-1))).reshape(r.shape)
     got = ntk_product(model, x, r, chunk=4)
     assert torch.linalg.norm(got - expected) / torch.linalg.norm(expected) < 1e-8
+
+
+class ReusedOutput(nn.Module):
+    """Writes every call's output into one buffer, as a model replayed from a CUDA graph does."""
+
+    def __init__(self):
+        super().__init__()
+        self.buffer = torch.empty(0)
+
+    def forward(self, x):
+        if self.buffer.shape != (len(x), 2):
+            self.buffer = torch.empty(len(x), 2)
+        return self.buffer.copy_(torch.stack([x.sum(dim=1), x.prod(dim=1)], dim=1))
+
+
+def test_predict_keeps_each_chunk_when_the_model_reuses_its_output_memory():
+    inputs = torch.randn(10, 3)
+    expected = torch.stack([inputs.sum(dim=1), inputs.prod(dim=1)], dim=1)
+    assert torch.equal(predict(ReusedOutput(), inputs, chunk=4), expected)  # chunks of 4, 4 and 2
+    assert torch.equal(predict(ReusedOutput(), inputs, chunk=5), expected)  # two chunks that share the buffer

@@ -20,8 +20,19 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    """The model's output on every input, computed ``chunk`` rows at a time without gradients."""
-    return torch.cat([model(part) for part in inputs.split(chunk)])
+    """The model's output on every input, computed ``chunk`` rows at a time without gradients.
+
+    Each chunk's output is copied out before the next chunk runs: a model compiled with CUDA graphs
+    (``--compile graphs``) starts a new iteration at each no-grad call and reuses its output memory."""
+    parts = inputs.split(chunk)
+    first = model(parts[0])
+    outputs = first.new_empty((len(inputs), *first.shape[1:]))
+    outputs[:len(first)] = first
+    start = len(first)
+    for part in parts[1:]:
+        outputs[start:start + len(part)] = model(part)
+        start += len(part)
+    return outputs
 
 
 def l1_residual(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
