@@ -12,7 +12,7 @@ import torch
 
 from nteach.attention.recipes.vit import ViTConfig, run
 from nteach.inr import Budget, Fit, Siren
-from nteach.teaching import Teacher
+from nteach.teaching import Teacher, make_strategy
 
 DEVICE = os.environ.get("NTEACH_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="no CUDA device")
@@ -54,6 +54,15 @@ def test_resume_on_the_device_equals_an_uninterrupted_run(tiny_signal, tmp_path)
     assert torch.equal(straight.counts, resumed.counts)  # the same selections
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.allclose(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("options", [{}, {"jitter": 0.5}])
+def test_paced_sweep_builds_its_rounds_on_the_device_as_on_the_cpu(options):
+    strategy = make_strategy("paced_sweep", **options)
+    rate = torch.rand(3000, generator=torch.Generator().manual_seed(5)) * 3
+    on_cpu = strategy.new_round(rate, torch.Generator().manual_seed(7))
+    on_device = strategy.new_round(rate.to(DEVICE), torch.Generator().manual_seed(7))
+    assert on_device.device.type == torch.device(DEVICE).type and torch.equal(on_device.cpu(), on_cpu)
 
 
 @pytest.mark.parametrize("teacher", ["paced_sweep", "infobatch", "attent_complex", "selective_backprop"])

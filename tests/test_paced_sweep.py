@@ -124,6 +124,16 @@ def test_rounds_match_a_plain_torch_construction():
     assert torch.equal(built, reference(rate, torch.Generator().manual_seed(7)))
 
 
+@pytest.mark.parametrize("options", [{}, {"jitter": 0.5}, {"spaced": False}])
+def test_a_round_built_with_torch_ops_for_an_accelerator_is_the_numpy_round(options):
+    """The accelerator's build, run here on the CPU: the same draws give the same order."""
+    strategy = make_strategy("paced_sweep", **options)
+    rate = torch.rand(3000, generator=torch.Generator().manual_seed(5)) * 3
+    in_numpy = strategy.new_round(rate, torch.Generator().manual_seed(7))
+    in_torch = strategy._round_in_torch(rate, torch.Generator().manual_seed(7))
+    assert len(in_numpy) > 3000 and torch.equal(in_torch, in_numpy)
+
+
 def test_a_round_of_several_passes_keeps_each_example_a_pass_apart():
     teacher = Teacher("paced_sweep", 12, ratio=0.25, seed=3, passes=4)
     first = torch.cat([teacher.select(step, 0.0, score=None).indices for step in range(16)])  # 4 x 12
@@ -152,12 +162,14 @@ def test_passes_multiply_the_visits_of_a_round_and_not_the_weights():
         make_strategy("paced_sweep", passes=0)
 
 
-def test_inr_fits_take_four_passes_and_anchors_on_shapes_unless_told_otherwise():
-    from nteach.inr.experiment import PACED_PASSES, SignalModelConfig, teacher_options
+def test_inr_fits_take_four_jittered_passes_and_anchors_on_shapes_unless_told_otherwise():
+    from nteach.inr.experiment import PACED_JITTER, PACED_PASSES, SignalModelConfig, teacher_options
 
     photo, shape = SignalModelConfig(image="astronaut"), SignalModelConfig(image="bunny", signal="sdf")
-    assert teacher_options(photo, "paced_sweep", {}) == {"passes": PACED_PASSES}
-    assert teacher_options(shape, "paced_sweep", {"passes": 1}) == {"passes": 1, "anchor_share": 0.5}
+    assert (PACED_PASSES, PACED_JITTER) == (4, 0.5)
+    assert teacher_options(photo, "paced_sweep", {}) == {"passes": 4, "jitter": 0.5}
+    shape_options = teacher_options(shape, "paced_sweep", {"passes": 1})
+    assert shape_options == {"passes": 1, "jitter": 0.5, "anchor_share": 0.5}
     assert teacher_options(photo, "sweep", {"mix": 0.5}) == {"mix": 0.5}
 
 
