@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, as one short run for a machine with CUDA and a PyTorch of its own (it
 # installs nothing: the package runs from src/): the device tests, then a held-out image of the INR suite
-# (chelsea, at its own 451x300) at the paper's network size (SIREN 5x256) for SECONDS_PER_TEACHER (30) s per
+# (chelsea, at its own 451x300) at the paper's network size (SIREN 5x256) for SECONDS_PER_TEACHER (20) s per
 # teacher, targets from the runs, the same image with the hash grid (4 teachers), eager against compiled
 # steps (CUDA graphs included), then the attention part (below). Logs and results go under OUT (default
-# runs/device-check). About 12 minutes on one GPU. DEVICE=cpu SECONDS_PER_TEACHER=2 checks the script.
+# runs/device-check). On an H200 the whole run took under 6 minutes (the compiled steps failed at once:
+# --compile graphs stops at the first backward with torch 2.11; the attention part needs the models
+# `make data` installs). DEVICE=cpu SECONDS_PER_TEACHER=2 checks the script.
+# Commit each comparison's results.json as benchmarks/results/device-<gpu>-chelsea-<model>-<commit>.json
+# (the commit whose code ran) and run `nteach bench report`: docs/benchmarks.md's "On a GPU" reads them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/device-check}
 DEVICE=${DEVICE:-cuda}
-PER_TEACHER=${SECONDS_PER_TEACHER:-30}
+PER_TEACHER=${SECONDS_PER_TEACHER:-20}
 mkdir -p "$OUT"
 export PYTHONPATH=src PYTHONUNBUFFERED=1 NTEACH_TEST_DEVICE=$DEVICE
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/env.log"

@@ -109,3 +109,25 @@ def test_every_figure_the_readme_quotes_is_in_the_report():
     assert figures, "the README quotes no figure from the report"
     page = (ROOT / "docs" / "benchmarks.md").read_text()
     assert [f for f in figures if f not in page] == []
+
+
+def test_a_gpu_comparison_by_hand(tmp_path):
+    from nteach.bench.device_report import device_markdown, device_results
+
+    def run(steps, seconds, to_low, to_high):
+        return {"steps": steps, "train_seconds": seconds, "time_to_target": {"30": to_low, "33": to_high}}
+    comparison = {
+        "config": {"image": "cat", "size": 0, "model": "siren", "width": 256, "depth": 5, "ratio": 0.2,
+                   "seconds": 20.0, "seed": 0},
+        "machine": {"gpu": "Some GPU", "torch": "2.x"},
+        "signal": {"name": "cat", "points": 1000, "metric": "psnr"},
+        "results": {"uniform": run(5000, 20.0, 10.0, 16.0), "sweep": run(4000, 20.0, 8.0, None),
+                    "paced_sweep": run(6000, 18.0, 6.0, 12.0)}}
+    (tmp_path / "device-x-cat-abc.json").write_text(json.dumps(comparison))
+    (tmp_path / "heldout-a.json").write_text("{}")  # not a GPU comparison
+    text = device_markdown(device_results(tmp_path))
+    assert "### `device-x-cat-abc`" in text and "1,000 points" in text and "siren 5x256" in text
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert rows["uniform"] == "| uniform | 5000 | 4.00 | 10.0 | 1.25 | 16.0 | 1.00 |"  # sweep missed 33
+    assert rows["sweep"] == "| sweep | 4000 | 5.00 | 8.0 | 1.00 | not reached | – |"
+    assert rows["paced_sweep"] == "| paced_sweep | 6000 | 3.00 | 6.0 | 0.75 | 12.0 | 0.75 |"

@@ -49,12 +49,11 @@ How each figure is measured:
 """
 
 GPU_NOTE = """
-Every figure here is from a 2-core CPU. What is not known without a GPU: there a step of a small
-network costs nearly the same for a fifth of the pool as for all of it (kernel launches dominate), so
-full-batch training and the teachers that score the whole pool at every selection (INT, NINT, EVOS)
-cost relatively less than here, and their ranking against uniform and sweep may change.
-`scripts/device-check.sh` measures one held-out image at the paper's network size on a GPU; it has not
-run on one yet.
+Every suite's figures are from a 2-core CPU. On a GPU a step of a small network costs nearly the same
+for a fifth of the pool as for all of it (kernel launches dominate), so full-batch training and the
+teachers that score the whole pool (INT, NINT, EVOS) cost relatively less than here, and a teacher's
+own bookkeeping, negligible beside a CPU step, can be a large share of a GPU step. "On a GPU", below
+the suites, holds what `scripts/device-check.sh` measured on one.
 """
 
 
@@ -259,6 +258,7 @@ def write_report(results: Path = RESULTS, out: Path | None = None) -> str:
     its results are the headline); returns the text."""
     from nteach.bench.attention_report import attention_markdown
     from nteach.bench.compile_speed import markdown as compile_markdown
+    from nteach.bench.device_report import device_markdown, device_results
     from nteach.bench.goals import goals_markdown
 
     suites = sorted(suites_in(results), key=lambda s: (s["kind"] == "attention", HEADLINE not in s["suite"],
@@ -269,6 +269,8 @@ def write_report(results: Path = RESULTS, out: Path | None = None) -> str:
     text = INTRO + GPU_NOTE + goals_markdown({s["suite"]: s for s in suites})
     text += "".join(suite_markdown(s) for s in suites if s["kind"] != "attention")
     text += compile_markdown(*speeds) if speeds else ""
+    comparisons = device_results(results)
+    text += device_markdown(comparisons) if comparisons else ""
     attention = [s for s in suites if s["kind"] == "attention"]
     if attention:
         text += ATTENTION_INTRO + "".join(attention_markdown(s) for s in attention)

@@ -106,13 +106,19 @@ def describe(merged: dict) -> str:
             f"{'; '.join(machines)}")
 
 
+def results_files(folder: Path) -> list[Path]:
+    """The suites' and `nteach bench compile`'s results files under ``folder``; not the GPU comparisons
+    (``device-*.json``, `nteach compare` runs that nteach.bench.device_report reads)."""
+    return [path for path in sorted(Path(folder).glob("*.json")) if not path.name.startswith("device-")]
+
+
 def suites_in(folder: Path) -> list[dict]:
     """The results files under ``folder`` merged per suite: for each suite name, the parts that share
     the suite file and training code of its newest part; then each case that only earlier versions
     measured, from the newest of them, marked with the training code that measured it (so that re-running
     part of a suite after a change does not hide the cases it left alone)."""
     by_suite: dict[str, list[dict]] = {}
-    for path in sorted(Path(folder).glob("*.json")):
+    for path in results_files(folder):
         results = read_results(path)
         if results.get("kind") != "compile":  # step timings, not a suite of runs (compile_results)
             by_suite.setdefault(results["suite"], []).append(results)
@@ -134,5 +140,5 @@ def suites_in(folder: Path) -> list[dict]:
 
 def compile_results(folder: Path) -> list[dict]:
     """The results files of `nteach bench compile` under ``folder``, oldest first."""
-    found = [read_results(path) for path in sorted(Path(folder).glob("*.json"))]
+    found = [read_results(path) for path in results_files(folder)]
     return sorted((r for r in found if r.get("kind") == "compile"), key=lambda r: r["provenance"]["written"])
