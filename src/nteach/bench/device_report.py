@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nteach.bench.report import UNITS
+
 PEERS = ("uniform", "sweep")  # the strongest alternatives: a teacher is read against the faster of them
-UNITS = {"psnr": "dB", "si_snr": "dB SI-SNR", "iou": "IoU"}
 
 INTRO = """
 ## On a GPU
