@@ -131,3 +131,37 @@ def test_a_gpu_comparison_by_hand(tmp_path):
     assert rows["uniform"] == "| uniform | 5000 | 4.00 | 10.0 | 1.25 | 16.0 | 1.00 |"  # sweep missed 33
     assert rows["sweep"] == "| sweep | 4000 | 5.00 | 8.0 | 1.00 | not reached | – |"
     assert rows["paced_sweep"] == "| paced_sweep | 6000 | 3.00 | 6.0 | 0.75 | 12.0 | 0.75 |"
+
+
+def test_a_gpu_comparison_over_seeds_by_hand(tmp_path):
+    from nteach.bench.device_report import device_markdown, device_results
+
+    def run(steps, seconds, to_low, to_high):
+        return {"steps": steps, "train_seconds": seconds, "time_to_target": {"30": to_low, "33": to_high}}
+
+    def comparison(seed, results):
+        return {"config": {"image": "cat", "size": 0, "model": "hashgrid", "width": 64, "depth": 3,
+                           "ratio": 0.2, "lr_schedule": "cosine", "seconds": 10.0, "seed": seed},
+                "machine": {"gpu": "Some GPU", "torch": "2.x"},
+                "signal": {"name": "cat", "points": 1000, "metric": "psnr"}, "results": results}
+    seeds = [comparison(0, {"uniform": run(5000, 20.0, 10.0, 16.0), "sweep": run(4000, 20.0, 8.0, None),
+                            "paced_sweep": run(6000, 18.0, 6.0, 12.0)}),
+             comparison(1, {"uniform": run(4000, 20.0, 10.0, None), "sweep": run(4000, 20.0, 5.0, None),
+                            "paced_sweep": run(5000, 20.0, 6.0, 15.0)}),
+             comparison(2, {"uniform": run(4000, 20.0, 10.0, 14.0), "sweep": run(5000, 20.0, 9.0, 20.0),
+                            "paced_sweep": run(4000, 20.0, 4.5, 7.0)})]
+    for item in seeds:
+        name = f"device-x-cat-hashgrid-abc-seed{item['config']['seed']}.json"
+        (tmp_path / name).write_text(json.dumps(item))
+    (tmp_path / "device-x-cat-abc.json").write_text(json.dumps(seeds[0]))  # another comparison, one seed
+    text = device_markdown(device_results(tmp_path))
+    assert "seeds 0, 1, 2" in text and "### `device-x-cat-abc`" in text
+    group = text.split("### `device-x-cat-hashgrid-abc`")[1]
+    rows = [line for line in group.splitlines() if line.startswith("| ")]
+    by_teacher = {row.split(" | ")[0].strip("| "): row for row in rows}
+    # paced_sweep's ms a step: 3.00, 4.00, 5.00; over the faster peer at target 1: 6/8, 6/5, 4.5/9; at
+    # target 2: 12/16, neither peer reached it on seed 1, 7/14
+    assert by_teacher["paced_sweep"] == ("| paced_sweep | 3 | 4.00 (3.00–5.00) | 0.75 (0.50–1.20) | "
+                                         "0.62 (0.50–0.75), peers missed on 1 |")
+    assert by_teacher["sweep"] == "| sweep | 3 | 5.00 (4.00–5.00) | 1.00 (1.00–1.00) | 1.43, missed on 2 |"
+    assert by_teacher["uniform"].endswith("| 1.00 (1.00–1.00), missed on 1 |")

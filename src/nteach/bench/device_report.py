@@ -1,12 +1,15 @@
 """The GPU section of docs/benchmarks.md: `nteach compare` runs on a GPU, one results file each.
 
 `scripts/device-check.sh` writes them when a session is lent a GPU; a run's file is committed as
-``benchmarks/results/device-<gpu>-<case>-<commit>.json``, the commit whose training code it ran.
+``benchmarks/results/device-<gpu>-<case>-<commit>[-seed<N>].json``, the commit whose training code it
+ran. Files that differ only in their seed suffix are one comparison over several seeds.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import statistics
 from pathlib import Path
 
 from nteach.bench.report import UNITS
@@ -20,7 +23,9 @@ INTRO = """
 same initial network, one seed, one teacher after another. Targets come from the run (uniform's quality
 at the end of its budget, and 3 and 1 dB below it). "× peer" is a teacher's time to a target over the
 faster of uniform and sweep (below 1: faster than both). A single seed: read differences under about
-10 % as noise (uniform's step cost, the same code, moved by that much between two machines).
+10 % as noise (uniform's step cost, the same code, moved by that much between two machines). Over
+several seeds, a row gives the median over the seeds and, in brackets, their range; each seed's targets
+come from its own uniform run.
 """
 
 
@@ -55,7 +60,7 @@ def comparison_markdown(name: str, comparison: dict) -> str:
     network = (f"{config['model']}" if config["model"] == "hashgrid"
                else f"{config['model']} {config['depth']}x{config['width']}")
     header = (f"\n### `{name}`\n\n{config['image']} ({comparison['signal']['points']:,} points) at {size}, "
-              f"{network}, ratio {config['ratio']}, "
+              f"{network}, ratio {config['ratio']}, lr schedule {config.get('lr_schedule', 'constant')}, "
               f"{config['seconds']:g} s a teacher, seed {config['seed']}; {machine['gpu']}, torch "
               f"{machine['torch']}.\n\n")
     columns = ["teacher", "steps", "ms a step"]
@@ -71,6 +76,64 @@ def comparison_markdown(name: str, comparison: dict) -> str:
     return header + "\n".join(lines) + "\n"
 
 
+def by_seeds(comparisons: list[tuple[str, dict]]) -> dict[str, list[dict]]:
+    """The comparisons grouped by file stem without its ``-seed<N>`` suffix, each group in seed order."""
+    groups: dict[str, list[dict]] = {}
+    for name, comparison in comparisons:
+        groups.setdefault(re.sub(r"-seed\d+$", "", name), []).append(comparison)
+    return {name: sorted(group, key=lambda c: c["config"]["seed"]) for name, group in groups.items()}
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def seeds_markdown(name: str, group: list[dict]) -> str:
+    """A comparison over several seeds: per teacher, the median and range over seeds of the cost a step
+    and of the time over the faster peer's at each target (targets by position: each seed has its own)."""
+    first = group[0]
+    config, machine = first["config"], first["machine"]
+    network = (config["model"] if config["model"] == "hashgrid"
+               else f"{config['model']} {config['depth']}x{config['width']}")
+    seeds = ", ".join(str(c["config"]["seed"]) for c in group)
+    unit = UNITS[first["signal"]["metric"]]
+    header = (f"\n### `{name}`\n\n{config['image']} ({first['signal']['points']:,} points), {network}, "
+              f"ratio {config['ratio']}, lr schedule {config.get('lr_schedule', 'constant')}, "
+              f"{config['seconds']:g} s a teacher, seeds {seeds}; {machine['gpu']}, "
+              f"torch {machine['torch']}. Targets: each seed's uniform quality at the end, and 3 and 1 "
+              f"{unit} below it (lowest first).\n\n")
+    count = len(next(iter(first["results"].values()))["time_to_target"])
+    columns = ["teacher", "seeds", "ms a step"] + [f"× peer, target {k + 1}" for k in range(count)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for teacher in first["results"]:
+        runs = [c["results"][teacher] for c in group if teacher in c["results"]]
+        cells = [teacher, str(len(runs)),
+                 _spread([1e3 * r["train_seconds"] / r["steps"] for r in runs])]
+        for k in range(count):
+            ratios, missed, peers_missed = [], 0, 0
+            for comparison in group:
+                results = comparison["results"]
+                if teacher not in results:
+                    continue
+                target = list(results[teacher]["time_to_target"])[k]
+                mine, peer = results[teacher]["time_to_target"][target], faster_peer(results, target)
+                if mine is None:
+                    missed += 1
+                elif peer is None:
+                    peers_missed += 1
+                else:
+                    ratios.append(mine / peer)
+            notes = ([f"missed on {missed}"] if missed else []) + (
+                [f"peers missed on {peers_missed}"] if peers_missed else [])
+            cells.append(", ".join(([_spread(ratios)] if ratios else ["–"]) + notes))
+        lines.append("| " + " | ".join(cells) + " |")
+    return header + "\n".join(lines) + "\n"
+
+
 def device_markdown(comparisons: list[tuple[str, dict]]) -> str:
-    """The section: its notes, then one table per comparison."""
-    return INTRO + "".join(comparison_markdown(name, c) for name, c in comparisons)
+    """The section: its notes, then one table per comparison (one per group of seeds)."""
+    parts = [comparison_markdown(name, group[0]) if len(group) == 1 else seeds_markdown(name, group)
+             for name, group in by_seeds(comparisons).items()]
+    return INTRO + "".join(parts)
