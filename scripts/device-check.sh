@@ -4,7 +4,7 @@
 # (chelsea, at its own 451x300) at the paper's network size (SIREN 5x256) for SECONDS_PER_TEACHER (15) s per
 # teacher and SEEDS (0 1 2), targets from each seed's runs; the same image with the hash grid and a cosine
 # decay (3 teachers, the first two seeds); eager against compiled steps (CUDA graphs included), then the
-# attention part (below). Logs and results go under OUT (default runs/device-check). About 6 minutes on
+# attention part (below). Logs and results go under OUT (default runs/device-check). About 7 minutes on
 # an H200 (the compiled steps fail at once with torch 2.11: --compile graphs stops at the first backward;
 # the attention part needs the models `make data` installs). DEVICE=cpu SECONDS_PER_TEACHER=2 SEEDS=0
 # checks the script.

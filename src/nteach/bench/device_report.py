@@ -51,18 +51,23 @@ def faster_peer(runs: dict, target: str) -> float | None:
     return min(reached) if reached else None
 
 
+def _network(config: dict) -> str:
+    """"siren 5x256", "hashgrid", ... and the learning-rate schedule, as the headers give them."""
+    model = config["model"]
+    if model != "hashgrid":
+        model += f" {config['depth']}x{config['width']}"
+    return f"{model}, ratio {config['ratio']}, lr schedule {config.get('lr_schedule', 'constant')}"
+
+
 def comparison_markdown(name: str, comparison: dict) -> str:
     """One comparison's table: steps, milliseconds a step, time to each target and its ratio to the peer."""
     config, machine, runs = comparison["config"], comparison["machine"], comparison["results"]
     unit = UNITS[comparison["signal"]["metric"]]
     targets = list(next(iter(runs.values()))["time_to_target"])
     size = "its own size" if not config["size"] else f"{config['size']} px"
-    network = (f"{config['model']}" if config["model"] == "hashgrid"
-               else f"{config['model']} {config['depth']}x{config['width']}")
     header = (f"\n### `{name}`\n\n{config['image']} ({comparison['signal']['points']:,} points) at {size}, "
-              f"{network}, ratio {config['ratio']}, lr schedule {config.get('lr_schedule', 'constant')}, "
-              f"{config['seconds']:g} s a teacher, seed {config['seed']}; {machine['gpu']}, torch "
-              f"{machine['torch']}.\n\n")
+              f"{_network(config)}, {config['seconds']:g} s a teacher, seed {config['seed']}; "
+              f"{machine['gpu']}, torch {machine['torch']}.\n\n")
     columns = ["teacher", "steps", "ms a step"]
     for target in targets:
         columns += [f"time to {target} {unit} (s)", "× peer"]
@@ -90,18 +95,33 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
+def _over_peer(group: list[dict], teacher: str, k: int) -> str:
+    """``teacher``'s time to each seed's k-th target over the faster peer's, as one cell: median and range
+    over the seeds where both reached it, then how often the teacher, or both peers, missed it."""
+    ratios, missed, peers_missed = [], 0, 0
+    for results in (c["results"] for c in group if teacher in c["results"]):
+        target = list(results[teacher]["time_to_target"])[k]
+        mine, peer = results[teacher]["time_to_target"][target], faster_peer(results, target)
+        if mine is None:
+            missed += 1
+        elif peer is None:
+            peers_missed += 1
+        else:
+            ratios.append(mine / peer)
+    counts = (("missed", missed), ("peers missed", peers_missed))
+    notes = [f"{who} on {count}" for who, count in counts if count]
+    return ", ".join(([_spread(ratios)] if ratios else ["–"]) + notes)
+
+
 def seeds_markdown(name: str, group: list[dict]) -> str:
     """A comparison over several seeds: per teacher, the median and range over seeds of the cost a step
     and of the time over the faster peer's at each target (targets by position: each seed has its own)."""
     first = group[0]
     config, machine = first["config"], first["machine"]
-    network = (config["model"] if config["model"] == "hashgrid"
-               else f"{config['model']} {config['depth']}x{config['width']}")
     seeds = ", ".join(str(c["config"]["seed"]) for c in group)
     unit = UNITS[first["signal"]["metric"]]
-    header = (f"\n### `{name}`\n\n{config['image']} ({first['signal']['points']:,} points), {network}, "
-              f"ratio {config['ratio']}, lr schedule {config.get('lr_schedule', 'constant')}, "
-              f"{config['seconds']:g} s a teacher, seeds {seeds}; {machine['gpu']}, "
+    header = (f"\n### `{name}`\n\n{config['image']} ({first['signal']['points']:,} points), "
+              f"{_network(config)}, {config['seconds']:g} s a teacher, seeds {seeds}; {machine['gpu']}, "
               f"torch {machine['torch']}. Targets: each seed's uniform quality at the end, and 3 and 1 "
               f"{unit} below it (lowest first).\n\n")
     count = len(next(iter(first["results"].values()))["time_to_target"])
@@ -111,23 +131,7 @@ def seeds_markdown(name: str, group: list[dict]) -> str:
         runs = [c["results"][teacher] for c in group if teacher in c["results"]]
         cells = [teacher, str(len(runs)),
                  _spread([1e3 * r["train_seconds"] / r["steps"] for r in runs])]
-        for k in range(count):
-            ratios, missed, peers_missed = [], 0, 0
-            for comparison in group:
-                results = comparison["results"]
-                if teacher not in results:
-                    continue
-                target = list(results[teacher]["time_to_target"])[k]
-                mine, peer = results[teacher]["time_to_target"][target], faster_peer(results, target)
-                if mine is None:
-                    missed += 1
-                elif peer is None:
-                    peers_missed += 1
-                else:
-                    ratios.append(mine / peer)
-            notes = ([f"missed on {missed}"] if missed else []) + (
-                [f"peers missed on {peers_missed}"] if peers_missed else [])
-            cells.append(", ".join(([_spread(ratios)] if ratios else ["–"]) + notes))
+        cells += [_over_peer(group, teacher, k) for k in range(count)]
         lines.append("| " + " | ".join(cells) + " |")
     return header + "\n".join(lines) + "\n"
 
