@@ -13,6 +13,7 @@ import statistics
 from pathlib import Path
 
 from nteach.bench.report import UNITS
+from nteach.bench.results import DEVICE_PREFIX
 
 PEERS = ("uniform", "sweep")  # the strongest alternatives: a teacher is read against the faster of them
 
@@ -31,7 +32,8 @@ come from its own uniform run.
 
 def device_results(results: Path) -> list[tuple[str, dict]]:
     """(file stem, contents) of every GPU comparison in ``results``, by name."""
-    return [(path.stem, json.loads(path.read_text())) for path in sorted(results.glob("device-*.json"))]
+    paths = sorted(results.glob(f"{DEVICE_PREFIX}*.json"))
+    return [(path.stem, json.loads(path.read_text())) for path in paths]
 
 
 def _seconds(value: float | None) -> str:

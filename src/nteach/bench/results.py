@@ -106,10 +106,13 @@ def describe(merged: dict) -> str:
             f"{'; '.join(machines)}")
 
 
+DEVICE_PREFIX = "device-"  # the names of the GPU comparisons' files (nteach.bench.device_report)
+
+
 def results_files(folder: Path) -> list[Path]:
     """The suites' and `nteach bench compile`'s results files under ``folder``; not the GPU comparisons
     (``device-*.json``, `nteach compare` runs that nteach.bench.device_report reads)."""
-    return [path for path in sorted(Path(folder).glob("*.json")) if not path.name.startswith("device-")]
+    return [path for path in sorted(Path(folder).glob("*.json")) if not path.name.startswith(DEVICE_PREFIX)]
 
 
 def suites_in(folder: Path) -> list[dict]:
