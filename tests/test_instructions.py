@@ -80,6 +80,17 @@ def test_python_docs_are_many_bounded_and_deterministic(python_docs):
     assert all(len(response.split()) <= 10 for _, response in python_doc_pairs(max_words=10))
 
 
+def test_python_docs_leave_out_methods_a_third_party_package_added(python_docs, monkeypatch):
+    import logging
+
+    def warning_twice(self, message):
+        """Log a warning twice (a method as transformers adds them to logging.Logger when imported)."""
+
+    warning_twice.__module__ = "somepackage.logging"
+    monkeypatch.setattr(logging.Logger, "warning_twice", warning_twice, raising=False)
+    assert python_doc_pairs() == python_docs  # the same pairs whatever the process has imported
+
+
 PAIRS = [(f"question {i}", f"answer {i}") for i in range(50)]
 
 

@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -116,6 +117,13 @@ def defined_in(obj: object, module: object) -> bool:
     return home == module.__name__ or (hasattr(module, "__path__") and home.startswith(module.__name__ + "."))
 
 
+def in_stdlib(obj: object) -> bool:
+    """Whether ``obj`` was not put there by a third-party package. transformers, once imported, adds
+    methods to ``logging.Logger``: without this the pairs would depend on what the process had imported."""
+    home = getattr(obj, "__module__", None) or ""  # C methods name none
+    return not home or home.partition(".")[0] in sys.stdlib_module_names
+
+
 def documented(module_name: str) -> list[tuple[str, object]]:
     """(prompt, object) for the public functions, classes and methods a stdlib module defines."""
     try:
@@ -132,7 +140,7 @@ def documented(module_name: str) -> list[tuple[str, object]]:
             found.append((f"What does the Python class `{module_name}.{name}` do?", obj))
             for method_name, member in sorted(vars(obj).items()):
                 method = getattr(member, "__func__", member)
-                if not method_name.startswith("_") and inspect.isroutine(method):
+                if not method_name.startswith("_") and inspect.isroutine(method) and in_stdlib(method):
                     found.append((f"What does the Python method `{module_name}.{name}.{method_name}` do?",
                                   method))
     return found
