@@ -80,7 +80,7 @@ def tokenizer_folder(tmp_path):
     return BertTokenizerFast(vocab={word: i for i, word in enumerate(words)})
 
 
-def test_lm_lora_on_a_local_model_folder(tmp_path, text_file):
+def test_lm_lora_on_a_local_model_folder(tmp_path, text_file, capsys):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tokenizer, folder = tokenizer_folder(tmp_path), tmp_path / "gpt2"
@@ -90,8 +90,28 @@ def test_lm_lora_on_a_local_model_folder(tmp_path, text_file):
     args = ["train", "lm", "--data", str(text_file), "--model", str(folder), "--lora-rank", "2",
             "--seq-len", "8", "--batch-size", "4", "--epochs", "2", "--max-examples", "16",
             "--out", str(tmp_path / "r"), "--quiet"]
+    capsys.readouterr()
     assert main(args) == 0
     assert (tmp_path / "r" / "checkpoints" / "checkpoint-7" / "adapter_model.safetensors").is_file()
+    assert "Loading weights" not in capsys.readouterr().err  # --quiet: transformers' own bars too
+
+
+def test_hf_quiet_hides_transformers_bars_inside_and_leaves_a_users_choice():
+    from transformers.utils import logging as hf_logging
+
+    from nteach.attention.recipes.text_training import hf_quiet
+
+    hf_logging.enable_progress_bar()
+    with hf_quiet(show_bars=False):
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # as a user's HF_HUB_DISABLE_PROGRESS_BARS would
+    try:
+        with hf_quiet(show_bars=True):
+            assert not hf_logging.is_progress_bar_enabled()
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def test_encoder_classifies_passages_from_class_folders(tmp_path):

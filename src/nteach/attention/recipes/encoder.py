@@ -187,10 +187,11 @@ def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress:
         stop: threading.Event | None = None) -> tuple[dict, Path]:
     """Train into a new run folder (or resume the one given); everything checked before it is made."""
     texts = check_inputs(config)
-    from nteach.attention.recipes.text_training import run_training, training_arguments
+    from nteach.attention.recipes.text_training import hf_quiet, run_training, training_arguments
     from nteach.hf import TeachingTrainer
 
-    model, train, collate, evaluate, losses, title = prepare(config, texts)
+    with hf_quiet(show_bars=show_progress):  # a model's loading bars, peft's warnings
+        model, train, collate, evaluate, losses, title = prepare(config, texts)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
         folder, history, checkpoint = start_folder(config, "encoder", data_name(config), resume_folder)
         trainer = TeachingTrainer(model=model, args=training_arguments(config, folder), train_dataset=train,

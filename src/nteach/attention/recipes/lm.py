@@ -265,10 +265,11 @@ def run(config: LMConfig, resume_folder: Path | None = None, show_progress: bool
         stop: threading.Event | None = None) -> tuple[dict, Path]:
     """Train into a new run folder (or resume the one given); everything checked before it is made."""
     data = check_inputs(config)
-    from nteach.attention.recipes.text_training import run_training, training_arguments
+    from nteach.attention.recipes.text_training import hf_quiet, run_training, training_arguments
     from nteach.hf import TeachingTrainer
 
-    model, train, collate, evaluate, losses, title = prepare(config, data)
+    with hf_quiet(show_bars=show_progress):  # a model's loading bars, peft's warnings
+        model, train, collate, evaluate, losses, title = prepare(config, data)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
         folder, history, checkpoint = start_folder(config, "lm", data_name(config), resume_folder)
         trainer = TeachingTrainer(

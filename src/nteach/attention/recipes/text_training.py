@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -36,6 +37,26 @@ def load_model(load: Callable, what: str):
     except (OSError, ValueError, KeyError, TypeError, StrictDataclassError) as error:
         message = " ".join(str(error).split())[:200] or type(error).__name__  # one line
         raise UserError(f"cannot load {what}: {message}") from None
+
+
+PEFT_NOISE = (".*is_gradient_checkpointing.*", "Could not find a config file")  # peft's, nothing to act on
+
+
+@contextmanager
+def hf_quiet(show_bars: bool):
+    """Inside the block: transformers' own progress bars (loading, converting, writing a model) hidden
+    unless ``show_bars``, and peft's warnings that ask nothing of a user hidden; after it, as they were."""
+    was_shown = hf_logging.is_progress_bar_enabled()
+    if not show_bars:
+        hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            for noise in PEFT_NOISE:
+                warnings.filterwarnings("ignore", message=noise)
+            yield
+    finally:
+        if was_shown:
+            hf_logging.enable_progress_bar()
 
 
 def training_arguments(config: TextConfig, folder: Path) -> TrainingArguments:
@@ -102,21 +123,15 @@ def run_training(trainer: TeachingTrainer, config: TextConfig, folder: Path, his
 
     trainer.remove_callback(PrinterCallback)
     bar_format = "{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]"
-    hf_bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # transformers' own bars (writing checkpoints) would break ours
     is_main = Ranks.current().is_main
     bar = progress_bar(total=config.epochs, show=show_progress and is_main, bar_format=bar_format)
-    try:
-        with warnings.catch_warnings():
-            for noise in (".*is_gradient_checkpointing.*", "Could not find a config file"):  # peft's
-                warnings.filterwarnings("ignore", message=noise)
+    try:  # transformers' own bars (writing checkpoints) would break ours
+        with hf_quiet(show_bars=False):
             trainer.add_callback(RunCallback(trainer, evaluate, history, folder, bar, stop,
                                              first_eval=not config.skip_first_eval))
             trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         bar.close()
-        if hf_bars:
-            hf_logging.enable_progress_bar()
     best = max if metric == "val_accuracy" else min
     teaching = trainer.teaching
     summary = {"finished": teaching.round >= config.epochs, "teacher": config.teacher,
