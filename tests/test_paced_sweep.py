@@ -34,6 +34,19 @@ def test_first_round_is_a_permutation_then_losses_set_the_pace():
     assert visits[:9].mean().item() / 100 == pytest.approx(rate[0].item(), abs=0.05)
 
 
+def test_a_warmup_trains_the_whole_pool_then_paces_from_every_cached_loss():
+    teacher = Teacher("paced_sweep", 10, ratio=0.5, seed=0, warmup=1, temperature=1.0, mix=0.5)
+    assert teacher.select(0, 0.0, score=None).indices is None  # the first epoch: every example
+    teacher.observe(None, torch.tensor([1.0] * 9 + [10.0]))
+    second = teacher.select(1, 0.0, score=None).indices
+    # a round paced at once: rates 10 * 0.5 * c / 19 + 0.5 (0.76 and 3.13), each rounded up or down
+    assert teacher.state["rate"][9].item() == pytest.approx(10 * 0.5 * 10 / 19 + 0.5)
+    counts = torch.bincount(torch.cat([second, teacher.state["order"]]), minlength=10)
+    assert len(second) == 5 and counts[9].item() in (3, 4) and counts[:9].max().item() <= 1
+    with pytest.raises(UserError, match="warm-up"):
+        make_strategy("paced_sweep", warmup=-1)
+
+
 def test_spaced_copies_split_a_round_into_blocks():
     strategy = make_strategy("paced_sweep")
     order = strategy.new_round(torch.tensor([3.0, 3.0, 3.0]), torch.Generator().manual_seed(1))

@@ -38,6 +38,9 @@ budget goes to the examples nearest the signal's edges (a shape's surface,
 an image's dilated edges: the mask Expansive Supervision anchors on), all
 of them at every step; the rounds and their pace cover the other examples
 with the rest of the budget.
+A ``warmup`` of k trains the whole pool at the first k selection events (as
+AtteNT-Simple's first epoch does): for a dataset run over a few epochs, where
+a first epoch on a share of the pool loses what it skips and paces nothing.
 Importance weights (``weighted``: 1 / (N p_i), clipped, batch mean 1) make
 each round's gradient follow the whole pool's; they measured worse (the
 focus is what helps) and are off by default.
@@ -77,6 +80,7 @@ class PacedSweep(Strategy):
     anchor_share: float = 0.0  # share of each step's budget on the examples nearest the signal's edges
     passes: int = 1  # passes over the pool a round covers, all at the pace set when it is built
     jitter: float = 0.0  # share of a copy's place in its 1/n_i of the round drawn per copy (0: per example)
+    warmup: int = 0  # selection events on the whole pool before the rounds start (datasets: epochs)
 
     name = "paced_sweep"
     teaches = ("coordinates", "examples")
@@ -88,6 +92,8 @@ class PacedSweep(Strategy):
                             f"got {self.temperature}, {self.mix}, {self.max_weight}")
         if not 0.0 <= self.jitter <= 1.0:
             raise UserError(f"paced_sweep needs 0 <= jitter <= 1, got {self.jitter}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise UserError(f"paced_sweep needs a whole number of warm-up events >= 0, got {self.warmup}")
         if not isinstance(self.passes, int) or self.passes < 1:
             raise UserError(f"paced_sweep needs a whole number of passes >= 1, got {self.passes}")
         if not 0.0 <= self.anchor_share < 1.0 or (self.anchor_share > 0 and self.weighted):
@@ -172,6 +178,8 @@ class PacedSweep(Strategy):
         return owner[((copy + phase) / counts[owner]).argsort()]
 
     def select(self, ctx) -> Selection:
+        if ctx.event < self.warmup:  # the whole pool: every example's loss cached before any is paced
+            return Selection(indices=None)
         state = ctx.state
         device = state["cache"].device  # where the losses are: the rounds are built there
         order = state["order"].to(device)
