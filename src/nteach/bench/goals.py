@@ -90,23 +90,37 @@ def per_iteration(cases: dict[str, dict], summaries: dict[str, dict]) -> dict[st
     return out
 
 
-def attention_ratios(merged: dict) -> dict[str, tuple[float, bool]]:
+def closest_misses(case: dict, summary: dict, teacher: str) -> list[float]:
+    """Per seed on which ``teacher`` never reached the target, how far its best evaluation stayed from it."""
+    metric = case["metric"]
+    sign = -1.0 if attention_report.higher_is_better(metric) else 1.0
+    gaps = []
+    for run in case["runs"][teacher]:
+        target = summary["targets"].get(run["seed"])
+        best = min(sign * record[metric] for record in run["history"])
+        if target is not None and best > sign * target:
+            gaps.append(best - sign * target)
+    return gaps
+
+
+def attention_ratios(merged: dict) -> dict[str, tuple[float, int, list[float]]]:
     """Per held-out recipe ("lm", "vit"): (our time over the best peer's, on the LM, or over InfoBatch's,
-    on the ViT; whether we reached the target on every seed)."""
+    on the ViT, inf where we missed the target on some seed; our seeds; by how much we missed it on each
+    seed we did)."""
     out = {}
     for case in merged["cases"].values():
         summary = attention_report.summarize_case(case)
         row = summary["teachers"].get(OURS)
         if row is None:
             continue
-        every = row["reached"] == row["seeds"]
+        misses = closest_misses(case, summary, OURS)
         if case["recipe"] == "lm" and row["robust_seconds"]["peer"] is not None:
             ratio = row["robust_seconds"]["peer"]["ratio"]
-            out["lm"] = (math.inf if ratio is None else ratio, every)
+            out["lm"] = (math.inf if ratio is None else ratio, row["seeds"], misses)
         elif case["recipe"] == "vit" and "infobatch" in summary["teachers"]:
             mine = row["robust_seconds"]["mean"]
             theirs = summary["teachers"]["infobatch"]["robust_seconds"]["mean"]
-            out["vit"] = (math.inf if mine is None or theirs is None else mine / theirs, every)
+            out["vit"] = (math.inf if mine is None or theirs is None else mine / theirs, row["seeds"], misses)
     return out
 
 
@@ -161,14 +175,17 @@ def dev_rows(cases: dict[str, dict]) -> tuple[list[tuple], str]:
 
 
 def attention_rows(merged: dict) -> list[tuple]:
-    """The held-out attention targets: (what, goal, measured, met) rows."""
+    """The held-out attention targets: (what, goal, measured, met) rows; a miss says by how much."""
     rows = []
-    for recipe, (ratio, every) in sorted(attention_ratios(merged).items()):
+    for recipe, (ratio, seeds, misses) in sorted(attention_ratios(merged).items()):
         goal, what = ((LM_GOAL, "LM fine-tuning: time over the best peer's, every seed reaching")
                       if recipe == "lm" else (VIT_GOAL, "ViT: time over InfoBatch's"))
-        reach = "" if every or not math.isfinite(ratio) else ", not reaching the target on every seed"
-        rows.append((f"Attention held-out, {what}", f"<= {goal:.2f}x", _x(ratio) + reach,
-                     ratio <= goal and every))
+        measured = _x(ratio)
+        if misses:
+            closest = " and ".join(f"{gap:.3f}" for gap in sorted(misses))
+            measured = (f"reached on {seeds - len(misses)} of {seeds} seeds; on the others its best stayed "
+                        f"{closest} short of the target")
+        rows.append((f"Attention held-out, {what}", f"<= {goal:.2f}x", measured, ratio <= goal and not misses))
     return rows
 
 
