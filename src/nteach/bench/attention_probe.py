@@ -63,11 +63,13 @@ def vit_kit(config) -> Kit:
 
 def text_kit(recipe, config) -> Kit:
     """``recipe``: the lm or encoder recipe module (its check_inputs and prepare)."""
+    from nteach.attention.recipes.text_training import hf_quiet
     from nteach.compiling import compiled, resolve_compile
     from nteach.devices import resolve_device
 
     device = resolve_device(config.device)
-    model, train, collate, _, example_losses, _ = recipe.prepare(config, recipe.check_inputs(config))
+    with hf_quiet(show_bars=False):  # the runs' own bars are the bench's to show
+        model, train, collate, _, example_losses, _ = recipe.prepare(config, recipe.check_inputs(config))
     model.to(device).train()
     forward = compiled(model, resolve_compile(config.compile, "text", device))  # as the case's runs train
     trainable = [p for p in model.parameters() if p.requires_grad]
