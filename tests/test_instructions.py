@@ -91,6 +91,19 @@ def test_python_docs_leave_out_methods_a_third_party_package_added(python_docs, 
     assert python_doc_pairs() == python_docs  # the same pairs whatever the process has imported
 
 
+def test_python_docs_leave_out_hooks_a_program_replaces(python_docs, monkeypatch):
+    import warnings
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        """Print a warning on one line (as the nteach command does)."""
+
+    prompts = {prompt for prompt, _ in python_docs}
+    assert "What does the Python function `warnings.formatwarning` do?" in prompts
+    assert "What does the Python function `warnings.showwarning` do?" not in prompts
+    monkeypatch.setattr(warnings, "showwarning", one_line)
+    assert python_doc_pairs() == python_docs
+
+
 PAIRS = [(f"question {i}", f"answer {i}") for i in range(50)]
 
 

@@ -40,6 +40,10 @@ STDLIB = """abc argparse ast asyncio base64 bdb bisect calendar cmd codecs colle
     urllib.parse urllib.request uuid warnings wave weakref xml.dom.minidom xml.etree.ElementTree zipfile
     zoneinfo""".split()
 
+# Hooks a program is meant to replace (the nteach command replaces this one to print warnings on one
+# line): walked as they are, the pairs, and so every seed's split, would depend on whether it had.
+REPLACEABLE = {"warnings.showwarning"}
+
 
 def cut(text: str, max_words: int) -> str:
     """`text` in single spaces, cut to `max_words` words (back to a sentence end in the 2nd half)."""
@@ -132,7 +136,7 @@ def documented(module_name: str) -> list[tuple[str, object]]:
         return []
     found: list[tuple[str, object]] = []
     for name, obj in sorted(vars(module).items()):
-        if name.startswith("_") or not defined_in(obj, module):
+        if name.startswith("_") or not defined_in(obj, module) or f"{module_name}.{name}" in REPLACEABLE:
             continue
         if inspect.isroutine(obj):
             found.append((f"What does the Python function `{module_name}.{name}` do?", obj))
