@@ -80,28 +80,29 @@ def test_python_docs_are_many_bounded_and_deterministic(python_docs):
     assert all(len(response.split()) <= 10 for _, response in python_doc_pairs(max_words=10))
 
 
-def test_python_docs_leave_out_methods_a_third_party_package_added(python_docs, monkeypatch):
+def test_python_docs_do_not_depend_on_what_the_process_imported_or_patched(python_docs, monkeypatch):
+    import concurrent.futures
+    import inspect
     import logging
+    import warnings
 
     def warning_twice(self, message):
         """Log a warning twice (a method as transformers adds them to logging.Logger when imported)."""
 
-    warning_twice.__module__ = "somepackage.logging"
-    monkeypatch.setattr(logging.Logger, "warning_twice", warning_twice, raising=False)
-    assert python_doc_pairs() == python_docs  # the same pairs whatever the process has imported
-
-
-def test_python_docs_leave_out_hooks_a_program_replaces(python_docs, monkeypatch):
-    import warnings
-
     def one_line(message, category, filename, lineno, file=None, line=None):
         """Print a warning on one line (as the nteach command does)."""
 
-    prompts = {prompt for prompt, _ in python_docs}
-    assert "What does the Python function `warnings.formatwarning` do?" in prompts
-    assert "What does the Python function `warnings.showwarning` do?" not in prompts
+    warning_twice.__module__ = "somepackage.logging"
+    monkeypatch.setattr(logging.Logger, "warning_twice", warning_twice, raising=False)
     monkeypatch.setattr(warnings, "showwarning", one_line)
+    monkeypatch.setattr(warnings, "formatwarning", lambda *args, **kwargs: "")  # as Lightning does
+    monkeypatch.setattr(inspect, "getfile", lambda obj: "")
+    concurrent.futures.ThreadPoolExecutor  # a lazy attribute: once used, it stays in the module's dict
     assert python_doc_pairs() == python_docs
+    prompts = {prompt for prompt, _ in python_docs}
+    for name in ("warnings.showwarning", "warnings.formatwarning", "inspect.getfile"):
+        assert f"What does the Python function `{name}` do?" in prompts
+    assert not any("warning_twice" in prompt for prompt in prompts)
 
 
 PAIRS = [(f"question {i}", f"answer {i}") for i in range(50)]

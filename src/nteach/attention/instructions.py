@@ -7,12 +7,10 @@ modules; `load_pairs` also reads JSON Lines files of {"prompt": ..., "response":
 from __future__ import annotations
 
 import gzip
-import importlib
-import inspect
 import json
 import re
+import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -28,22 +26,6 @@ APPENDICES = re.compile(r"^\s*Part\s+III\.\s+Appendices\s*$")
 CROSS_REFERENCE = re.compile(r"\{([^{}]*)\}")
 SENTENCE_END = re.compile(r"\w\w[\"”’)]*[.!?][\"”’)]*$")
 PARTS_OF_SPEECH = {"adj.", "adv.", "interj.", "pl.", "vi.", "vt."}
-
-STDLIB = """abc argparse ast asyncio base64 bdb bisect calendar cmd codecs collections colorsys
-    concurrent.futures configparser contextlib copy csv dataclasses datetime decimal difflib dis doctest
-    email.message email.utils enum filecmp fileinput fnmatch fractions ftplib functools getopt gettext
-    glob graphlib gzip hashlib heapq hmac html html.parser http.client http.cookiejar http.server
-    imaplib inspect io ipaddress itertools json locale logging mailbox math mimetypes numbers operator
-    optparse os os.path pathlib pdb pickle pkgutil platform pprint queue random re reprlib sched secrets
-    selectors shlex shutil smtplib socket socketserver sqlite3 ssl statistics string subprocess
-    sysconfig tarfile tempfile textwrap threading time timeit tokenize traceback typing unittest
-    urllib.parse urllib.request uuid warnings wave weakref xml.dom.minidom xml.etree.ElementTree zipfile
-    zoneinfo""".split()
-
-# Hooks a program is meant to replace (the nteach command replaces this one to print warnings on one
-# line): walked as they are, the pairs, and so every seed's split, would depend on whether it had.
-REPLACEABLE = {"warnings.showwarning"}
-
 
 def cut(text: str, max_words: int) -> str:
     """`text` in single spaces, cut to `max_words` words (back to a sentence end in the 2nd half)."""
@@ -96,14 +78,6 @@ def jargon_pairs(max_words: int = 60, path: Path = JARGON) -> list[Pair]:
     return [(f'What does the hacker term "{term}" mean?', response) for term, response in pairs.items()]
 
 
-def own_doc(obj: object) -> str:
-    """An object's own docstring (not one inherited from a base class) without a leading `name(...)` line."""
-    doc = inspect.cleandoc(obj.__doc__) if isinstance(obj.__doc__, str) else ""
-    if doc.startswith(f"{getattr(obj, '__name__', '')}("):
-        doc = doc.partition("\n")[2]
-    return doc
-
-
 def summary(doc: str, max_words: int) -> str:
     """A docstring's leading prose paragraphs, up to `max_words` words, before any example or section."""
     kept: list[str] = []
@@ -115,48 +89,14 @@ def summary(doc: str, max_words: int) -> str:
     return cut(" ".join(kept), max_words)
 
 
-def defined_in(obj: object, module: object) -> bool:
-    """Whether `obj` comes from `module` (or, for a package, from one of its submodules)."""
-    home = getattr(obj, "__module__", None) or ""
-    return home == module.__name__ or (hasattr(module, "__path__") and home.startswith(module.__name__ + "."))
-
-
-def in_stdlib(obj: object) -> bool:
-    """Whether ``obj`` was not put there by a third-party package. transformers, once imported, adds
-    methods to ``logging.Logger``: without this the pairs would depend on what the process had imported."""
-    home = getattr(obj, "__module__", None) or ""  # C methods name none
-    return not home or home.partition(".")[0] in sys.stdlib_module_names
-
-
-def documented(module_name: str) -> list[tuple[str, object]]:
-    """(prompt, object) for the public functions, classes and methods a stdlib module defines."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return []
-    found: list[tuple[str, object]] = []
-    for name, obj in sorted(vars(module).items()):
-        if name.startswith("_") or not defined_in(obj, module) or f"{module_name}.{name}" in REPLACEABLE:
-            continue
-        if inspect.isroutine(obj):
-            found.append((f"What does the Python function `{module_name}.{name}` do?", obj))
-        elif inspect.isclass(obj):
-            found.append((f"What does the Python class `{module_name}.{name}` do?", obj))
-            for method_name, member in sorted(vars(obj).items()):
-                method = getattr(member, "__func__", member)
-                if not method_name.startswith("_") and inspect.isroutine(method) and in_stdlib(method):
-                    found.append((f"What does the Python method `{module_name}.{name}.{method_name}` do?",
-                                  method))
-    return found
-
-
 def python_doc_pairs(max_words: int = 60) -> list[Pair]:
-    """'What does the Python function `MODULE.NAME` do?' -> its docstring's summary, for STDLIB."""
+    """'What does the Python function `MODULE.NAME` do?' -> its docstring's summary, for about 110
+    standard-library modules. The walk runs in a fresh interpreter (nteach.attention.stdlib_docs), so
+    the pairs, and every seed's split, are the same in any process of one Python version."""
+    walk = subprocess.run([sys.executable, "-I", "-S", str(Path(__file__).with_name("stdlib_docs.py"))],
+                          capture_output=True, text=True, check=True)
     pairs: dict[str, str] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        found = [(prompt, own_doc(obj)) for module_name in STDLIB for prompt, obj in documented(module_name)]
-    for prompt, doc in found:
+    for prompt, doc in json.loads(walk.stdout):
         response = summary(doc, max_words)
         if prompt not in pairs and len(response.split()) >= 4:
             pairs[prompt] = response

@@ -25,7 +25,8 @@ CHECKPOINTS = "checkpoints"
 class TextConfig:
     """Settings both text recipes take."""
 
-    teacher: str = field(default="attent_simple", metadata=option(f"teacher: {', '.join(TEACHERS)}"))
+    teacher: str = field(default="infobatch", metadata=option(  # the dev text cases' choice (README)
+        f"teacher: {', '.join(TEACHERS)}"))
     ratio: float | None = field(default=None, metadata=option(
         "subset ratio of fixed-ratio teachers (attent_simple: 0.7, uniform); None: the teacher's own"))
     options: str = field(default="", metadata=option("teacher hyperparameters, e.g. warmup=2 or cycles=3"))
