@@ -259,7 +259,9 @@ class StopAfter:
         return self.calls < 0
 
 
-def test_lm_resumed_mid_round_with_dropout_ends_as_the_uninterrupted_run(tmp_path, one_thread):
+@pytest.mark.parametrize("teacher, steps", [("attent_simple", 12 + 9), ("infobatch", None)])  # None: unknown
+def test_lm_resumed_mid_round_with_dropout_ends_as_the_uninterrupted_run(tmp_path, one_thread, teacher,
+                                                                          steps):
     from safetensors.torch import load_file
 
     from nteach.attention.recipes.lm import LMConfig, run
@@ -268,7 +270,8 @@ def test_lm_resumed_mid_round_with_dropout_ends_as_the_uninterrupted_run(tmp_pat
     generator = torch.Generator().manual_seed(0)
     text.write_text("".join("abcdefgh ."[i] for i in torch.randint(0, 10, (4000,), generator=generator)))
     settings = dict(data=str(text), from_scratch=True, seq_len=16, batch_size=4, epochs=2, layers=1, width=16,
-                    heads=2, max_examples=48, lr=1e-3, device="cpu")  # GPT-2's dropout of 0.1 is on
+                    heads=2, max_examples=48, lr=1e-3, device="cpu",  # GPT-2's dropout of 0.1 is on
+                    teacher=teacher)
 
     def weights(folder: Path) -> dict:
         last = max(folder.glob("checkpoints/checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
@@ -277,9 +280,10 @@ def test_lm_resumed_mid_round_with_dropout_ends_as_the_uninterrupted_run(tmp_pat
     whole, _ = run(LMConfig(**settings, out=str(tmp_path / "whole")), show_progress=False)
     config = LMConfig(**settings, out=str(tmp_path / "cut"))
     cut, folder = run(config, show_progress=False, stop=StopAfter(14))
-    assert cut["steps"] == 15 and not cut["finished"]  # the warm-up round's 12 steps, then 3 of 9
+    assert cut["steps"] == 15 and not cut["finished"]  # the first round's 12 steps, then 3 of the second
     resumed, _ = run(config, resume_folder=folder, show_progress=False)
-    assert resumed["steps"] == whole["steps"] == 21
+    assert resumed["steps"] == whole["steps"] == (steps or whole["steps"]) > 15
+    assert resumed["examples_trained"] == whole["examples_trained"]
     expected, got = weights(tmp_path / "whole"), weights(folder)
     assert all(torch.equal(expected[name], got[name]) for name in expected)  # the same dropout masks
 
