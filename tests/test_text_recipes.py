@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 
@@ -103,9 +104,11 @@ def test_hf_quiet_hides_transformers_bars_inside_and_leaves_a_users_choice():
     from nteach.attention.recipes.text_training import hf_quiet
 
     hf_logging.enable_progress_bar()
-    with hf_quiet(show_bars=False):
+    verbosity = hf_logging.get_verbosity()
+    with hf_quiet(show_bars=False, show_logs=False):
         assert not hf_logging.is_progress_bar_enabled()
-    assert hf_logging.is_progress_bar_enabled()
+        assert hf_logging.get_verbosity() == hf_logging.ERROR
+    assert hf_logging.is_progress_bar_enabled() and hf_logging.get_verbosity() == verbosity
     hf_logging.disable_progress_bar()  # as a user's HF_HUB_DISABLE_PROGRESS_BARS would
     try:
         with hf_quiet(show_bars=True):
@@ -113,6 +116,15 @@ def test_hf_quiet_hides_transformers_bars_inside_and_leaves_a_users_choice():
         assert not hf_logging.is_progress_bar_enabled()
     finally:
         hf_logging.enable_progress_bar()
+
+
+class Recorded(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def test_encoder_classifies_passages_from_class_folders(tmp_path):
@@ -132,7 +144,19 @@ def test_encoder_classifies_passages_from_class_folders(tmp_path):
     args = ["train", "encoder", "--data", str(data), "--model", str(model_folder), "--passage-words", "10",
             "--seq-len", "16", "--batch-size", "4", "--epochs", "2", "--lr", "1e-3", "--teacher", "infobatch",
             "--out", str(out), "--quiet"]
-    assert main(args) == 0
+    reports, verbosity = Recorded(), transformers.logging.get_verbosity()
+    logging.getLogger("transformers").addHandler(reports)  # transformers' log does not reach capsys
+    try:
+        transformers.logging.set_verbosity_warning()
+        assert main(args) == 0
+        quiet = "".join(reports.messages)
+        transformers.logging.set_verbosity_warning()  # a Trainer leaves it at its log_level, error
+        loud = [*args[:-3], "--out", str(tmp_path / "loud"), "--epochs", "1"]
+        assert main(loud) == 0
+    finally:
+        logging.getLogger("transformers").removeHandler(reports)
+        transformers.logging.set_verbosity(verbosity)
+    assert "LOAD REPORT" not in quiet and "LOAD REPORT" in "".join(reports.messages)  # not under --quiet
     summary = json.loads((out / "summary.json").read_text())
     assert summary["finished"] and 0.0 <= summary["final_val_accuracy"] <= 1.0
     assert (out / "val_accuracy_vs_time.png").is_file()

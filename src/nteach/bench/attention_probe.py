@@ -68,7 +68,7 @@ def text_kit(recipe, config) -> Kit:
     from nteach.devices import resolve_device
 
     device = resolve_device(config.device)
-    with hf_quiet(show_bars=False):  # the runs' own bars are the bench's to show
+    with hf_quiet(show_bars=False, show_logs=False):  # the runs' own bars are the bench's to show
         model, train, collate, _, example_losses, _ = recipe.prepare(config, recipe.check_inputs(config))
     model.to(device).train()
     forward = compiled(model, resolve_compile(config.compile, "text", device))  # as the case's runs train

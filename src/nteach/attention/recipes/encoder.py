@@ -190,7 +190,7 @@ def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress:
     from nteach.attention.recipes.text_training import hf_quiet, run_training, training_arguments
     from nteach.hf import TeachingTrainer
 
-    with hf_quiet(show_bars=show_progress):  # a model's loading bars, peft's warnings
+    with hf_quiet(show_bars=show_progress, show_logs=show_progress):  # loading bars and report
         model, train, collate, evaluate, losses, title = prepare(config, texts)
     with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
         folder, history, checkpoint = start_folder(config, "encoder", data_name(config), resume_folder)

@@ -43,12 +43,15 @@ PEFT_NOISE = (".*is_gradient_checkpointing.*", "Could not find a config file")  
 
 
 @contextmanager
-def hf_quiet(show_bars: bool):
+def hf_quiet(show_bars: bool, show_logs: bool = True):
     """Inside the block: transformers' own progress bars (loading, converting, writing a model) hidden
-    unless ``show_bars``, and peft's warnings that ask nothing of a user hidden; after it, as they were."""
-    was_shown = hf_logging.is_progress_bar_enabled()
+    unless ``show_bars``, its log below errors (a model's load report) hidden unless ``show_logs``, and
+    peft's warnings that ask nothing of a user hidden; after it, as they were."""
+    was_shown, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     if not show_bars:
         hf_logging.disable_progress_bar()
+    if not show_logs:
+        hf_logging.set_verbosity_error()
     try:
         with warnings.catch_warnings():
             for noise in PEFT_NOISE:
@@ -57,6 +60,7 @@ def hf_quiet(show_bars: bool):
     finally:
         if was_shown:
             hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
 
 
 def training_arguments(config: TextConfig, folder: Path) -> TrainingArguments:
