@@ -189,10 +189,12 @@ def test_lm_runs_with_every_teacher(tmp_path, text_file, teacher):
     assert summary["finished"] and summary["steps"] > 0 and summary["final_val_loss"] < 10
 
 
-def test_skip_first_eval_and_the_default_teacher(tmp_path, text_file):
+def test_skip_first_eval_the_default_teacher_and_the_callers_verbosity(tmp_path, text_file):
+    transformers.logging.set_verbosity_warning()
     _, folder = run(LMConfig(data=str(text_file), from_scratch=True, seq_len=16, batch_size=4, epochs=2,
                              layers=1, width=16, heads=2, max_examples=24, skip_first_eval=True,
                              out=str(tmp_path / "r")), show_progress=False)
     epochs = [json.loads(line)["epoch"] for line in (folder / "history.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
     assert json.loads((folder / "config.json").read_text())["teacher"] == "infobatch"
+    assert transformers.logging.get_verbosity() == transformers.logging.WARNING  # the Trainer's is put back

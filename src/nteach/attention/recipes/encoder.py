@@ -192,7 +192,8 @@ def run(config: EncoderConfig, resume_folder: Path | None = None, show_progress:
 
     with hf_quiet(show_bars=show_progress, show_logs=show_progress):  # loading bars and report
         model, train, collate, evaluate, losses, title = prepare(config, texts)
-    with process_group_from_env(resolve_device(config.device)):  # under torchrun: DDP, rank 0 writes
+    # under torchrun: DDP, rank 0 writes; hf_quiet puts back the verbosity the Trainer sets (log_level)
+    with process_group_from_env(resolve_device(config.device)), hf_quiet(show_bars=show_progress):
         folder, history, checkpoint = start_folder(config, "encoder", data_name(config), resume_folder)
         trainer = TeachingTrainer(model=model, args=training_arguments(config, folder), train_dataset=train,
                                   data_collator=collate, teacher=make_teacher(config, len(train)),
