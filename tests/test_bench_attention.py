@@ -6,7 +6,7 @@ import statistics
 import pytest
 
 from nteach.bench.attention import load_attention_suite, run_attention_suite
-from nteach.bench.attention_probe import loop_cost, robust_seconds
+from nteach.bench.attention_clock import robust_seconds
 from nteach.bench.attention_report import summarize_case
 from nteach.bench.suite import suite_path
 from nteach.cli import main
@@ -72,7 +72,12 @@ def test_tiny_suite_writes_every_run(tmp_path, suite_file, capsys):
         case = results["cases"][name]
         costs = case["costs"]
         assert costs["unit"] == ("example" if name == "vit-digits" else "token")
-        assert costs["forwarded"] > 0 and costs["loop"] >= 0
+        assert costs["forwarded"] > 0  # the probe's
+        fitted = costs["fitted"]  # the clock's: every run's stretches, every teacher scoring or not
+        assert fitted["unit"] == costs["unit"] and min(fitted["trained"], fitted["loop"]) >= 0
+        assert fitted["trained"] + fitted["loop"] > 0
+        assert fitted["segments"] == sum(len(r["history"]) - (r["history"][0]["steps"] == 0)
+                                         for runs in case["runs"].values() for r in runs)
         medians = costs["medians"]  # a tiny model's half batch can time as long as its whole one:
         assert (costs["trained"] > 0) == (medians["train_all"] > medians["train_half"])  # then 0, not < 0
         assert set(case["runs"]) == teachers
@@ -80,7 +85,7 @@ def test_tiny_suite_writes_every_run(tmp_path, suite_file, capsys):
             (run,) = runs
             assert run["seed"] == 0 and math.isfinite(run["train_seconds"]) and run["train_seconds"] > 0
             last = run["history"][-1]
-            assert last["robust_seconds"] == pytest.approx(robust_seconds(last["work"], costs))
+            assert last["robust_seconds"] == pytest.approx(robust_seconds(last["work"], fitted))
             assert last["work"]["trained"] == run["examples"] and last["work"]["steps"] == last["steps"]
         assert case["runs"]["full"][0]["history"][-1]["work"]["forwarded"] == 0  # full scores nothing
     vit = results["cases"]["vit-digits"]["runs"]
@@ -157,18 +162,6 @@ def test_loss_targets_come_from_above():
     assert summary["teachers"]["slow"]["seconds"]["full"]["ratio"] == pytest.approx((20 + 10 / 12) / 19.8)
 
 
-def test_robust_seconds_price_the_counted_work_and_the_loop():
-    costs = {"unit": "token", "trained": 2e-3, "forwarded": 5e-4, "loop": 0.1}
-    work = {"steps": 10, "trained": 80, "forwarded": 40, "trained_tokens": 1000, "forwarded_tokens": 400}
-    assert robust_seconds(work, costs) == pytest.approx(10 * 0.1 + 1000 * 2e-3 + 400 * 5e-4)
-    images = {**costs, "unit": "example"}
-    assert robust_seconds(work, images) == pytest.approx(10 * 0.1 + 80 * 2e-3 + 40 * 5e-4)
-    runs = [{"train_seconds": 4.0, "history": [{"work": {**work, "steps": 10}}]},  # (4 - 2.2) / 10
-            {"train_seconds": 5.2, "history": [{"work": {**work, "steps": 10}}]},  # 0.3
-            {"train_seconds": 2.2, "history": [{"work": {**work, "steps": 10}}]}]  # 0
-    assert loop_cost(runs, costs) == pytest.approx(0.18)
-
-
 @pytest.mark.parametrize("change,message", [
     (("epochs = 3", "epochs = 3\ncolour = 3"), "case 1: unknown setting 'colour' for recipe vit"),
     (("recipe = \"vit\"", "recipe = \"cnn\""), "recipe must be one of"),
@@ -218,7 +211,9 @@ def test_the_report_states_each_claim_against_its_own_case():
         return {"seed": seed, "examples": examples, "train_seconds": seconds[-1], "history": history}
 
     case = {"recipe": "lm", "settings": {"data": "jargon"}, "options": "", "metric": "val_loss",
-            "tolerance": 0.05, "costs": [{"unit": "token", "trained": 1e-3, "forwarded": 5e-4, "loop": 0.01}],
+            "tolerance": 0.05, "costs": [{"unit": "token", "trained": 1e-3, "forwarded": 5e-4, "fitted": {
+                "unit": "token", "loop": 0.01, "trained": 2e-3, "forwarded": 6e-4, "segments": 6,
+                "median_error": 0.031}}],
             "runs": {
                 "full": [lm_run(0, (0, 10, 20, 30), (4.0, 3.5, 3.2, 3.15), 300),
                          lm_run(1, (0, 10, 20, 30), (4.0, 3.6, 3.3, 3.25), 300)],
@@ -233,3 +228,6 @@ def test_the_report_states_each_claim_against_its_own_case():
     assert "| attent_simple | 2 | 0.80 (0.80–0.80) | 0.80 (0.80–0.80) |" in text
     assert "| 0.80 | 3.2150 ± 0.0778 |" in text  # examples over full's, final loss
     assert "Full's last epoch gained +1.54 % (not flat yet)" in text  # the median of 1.56 % and 1.52 %
+    assert ("Prices (one per part): 2 ms a token trained, 0.6 ms a token scored, 10 ms a step besides "
+            "(fitted to 6 stretches of the runs, median error 3.1 %; the probe: 1 ms trained, 0.5 ms scored)"
+            in text)

@@ -119,8 +119,8 @@ class ShareBatches(Sampler[list[int]]):
 def new_work() -> dict[str, int]:
     """What a run has done, counted: optimizer steps; examples trained on (forward and backward) and
     examples forwarded without grad (scoring passes, Selective Backprop's filter), and, for text, their
-    token positions. Times unit costs from nteach.bench.attention_probe, these give a training time
-    that the machine's clock cannot move."""
+    token positions. At prices fitted to a case's runs (nteach.bench.attention_clock), these give a
+    training time that the machine's clock cannot move."""
     return {"steps": 0, "trained": 0, "forwarded": 0, "trained_tokens": 0, "forwarded_tokens": 0}
 
 

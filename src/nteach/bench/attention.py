@@ -10,8 +10,10 @@ The standard run of a case is teacher ``full`` with the same seed. The
 target every run of that seed is timed to is full's final validation
 metric, less the tolerance for an accuracy, plus it for a loss. Times are
 the recipes' training seconds (steps and every scoring pass, no
-evaluation) and clock-robust seconds (nteach.bench.attention_probe), whose
-unit costs a probe measures before a case's runs. A suite may run in parts
+evaluation) and clock-robust seconds: each run's counted work at prices
+fitted to every run of the case (nteach.bench.attention_clock); a probe
+times the case's steps before its runs, as a check on those prices
+(nteach.bench.attention_probe). A suite may run in parts
 (some cases, seeds or teachers); each part writes one results file, and
 `nteach bench report` merges them (nteach.bench.results).
 """
@@ -28,7 +30,8 @@ import torch
 
 from nteach.attention.recipes import load_recipes
 from nteach.attention.recipes.teachers import TEACHERS, parse_options
-from nteach.bench.attention_probe import case_kit, loop_cost, measure_units, robust_seconds
+from nteach.bench.attention_clock import price_case
+from nteach.bench.attention_probe import case_kit, measure_units
 from nteach.bench.results import merge, provenance
 from nteach.bench.suite import read_suite_file, rotated
 from nteach.errors import UserError
@@ -176,8 +179,8 @@ def select_part(suite: dict, cases: list[str] | None, teachers: list[str] | None
 
 
 def run_case(case: Case, seeds: list[int], folder: Path, show_progress: bool, written) -> dict:
-    """Warm-up, unit costs, then every teacher x seed (rotated); every history gets its robust seconds
-    once the loop's cost is known. ``written(result)`` is called after each run."""
+    """Warm-up, the probe, then every teacher x seed (rotated); every history gets its robust seconds
+    once every run's segments have fitted the prices. ``written(result)`` is called after each run."""
     if case.settings.get("compile") in ("on", "graphs"):
         torch.compiler.reset()  # torch keeps 8 graphs a model: each case starts from an empty cache
     warm_up(case, seeds[0])
@@ -189,11 +192,7 @@ def run_case(case: Case, seeds: list[int], folder: Path, show_progress: bool, wr
     for teacher, seed in progress_bar(jobs, show=show_progress, unit="run", desc=case.name):
         result["runs"].setdefault(teacher, []).append(run_one(case, teacher, seed, folder))
         written(result)
-    every_run = [run for runs in result["runs"].values() for run in runs]
-    costs["loop"] = loop_cost(every_run, costs)
-    for run in every_run:
-        for record in run["history"]:
-            record["robust_seconds"] = robust_seconds(record["work"], costs)
+    price_case(result)
     return result
 
 

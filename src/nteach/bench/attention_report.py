@@ -83,22 +83,27 @@ def _mean_spread(values: list[float], digits: int) -> str:
     return f"{statistics.fmean(values):.{digits}f}{spread}"
 
 
+def _prices(costs: dict) -> str:
+    """The fitted prices and how well they explain the runs, then the probe's (a check)."""
+    fitted, unit = costs["fitted"], f"{'an' if costs['unit'][0] in 'aeiou' else 'a'} {costs['unit']}"
+    return (f"{1e3 * fitted['trained']:.3g} ms {unit} trained, {1e3 * fitted['forwarded']:.3g} ms {unit} "
+            f"scored, {1e3 * fitted['loop']:.3g} ms a step besides (fitted to {fitted['segments']} stretches "
+            f"of the runs, median error {100 * fitted['median_error']:.1f} %; the probe: "
+            f"{1e3 * costs['trained']:.3g} ms trained, {1e3 * costs['forwarded']:.3g} ms scored)")
+
+
 def case_markdown(name: str, case: dict, summary: dict) -> str:
     metric, digits = case["metric"], 4
     settings = ", ".join(f"{k}={v}" for k, v in case["settings"].items())
     gain = summary["gain"]
     flat = gain < FLAT[metric]
     gain_text = f"{100 * gain:+.2f} %" if metric == "val_loss" else f"{100 * gain:+.2f} points"
-    costs = case["costs"]
-    unit_costs = " / ".join(f"{1e3 * c['trained']:.3g} ms a {c['unit']} trained, "
-                            f"{1e3 * c['forwarded']:.3g} ms a {c['unit']} scored, "
-                            f"loop {1e3 * c['loop']:.3g} ms a step" for c in costs)
+    prices = " / ".join(_prices(c) for c in case["costs"])
     lines = [f"\n### {name}\n\n",
              f"Recipe `{case['recipe']}` ({settings}). Target: full's final {metric} "
              f"{'less' if higher_is_better(metric) else 'plus'} {case['tolerance']:g}, seed by seed "
              f"(one standard error of the validation set: {summary['se']:.4f}). Full's last epoch gained "
-             f"{gain_text} ({'flat' if flat else 'not flat yet'}). Unit costs (one per part): "
-             f"{unit_costs}.\n\n",
+             f"{gain_text} ({'flat' if flat else 'not flat yet'}). Prices (one per part): {prices}.\n\n",
              "| teacher | seeds | × full, robust | × full, raw | × best peer, robust | × best peer, raw "
              f"| best peer | examples × full | final {metric} | robust s to target |\n",
              "|---|---|---|---|---|---|---|---|---|---|\n"]

@@ -64,10 +64,14 @@ Each case trains one recipe (`nteach train vit`, `encoder` or `lm`) with every t
 The target of a seed is `full`'s final validation metric with that seed, less a tolerance for an accuracy,
 plus it for a loss; the tolerance is at least one standard error of the validation set. A teacher's time
 to it is shown over `full`'s and over the best peer's (the other teacher fastest on average), on the
-clock-robust clock (work counted in each run, times unit costs a probe measured before the case's runs:
-a token or image trained on, one scored without grad, and the training loop's cost per step) and on the
-raw clock; in brackets the lowest and highest seed-by-seed ratio. "examples × full": examples trained
-on, over `full`'s. The `attention-heldout` suite chose no default: its results are the headline.
+clock-robust clock and on the raw clock; in brackets the lowest and highest seed-by-seed ratio. The
+clock-robust time is the work each run counted (steps, tokens or images trained on, tokens or images
+scored without grad) at three prices fitted to every run of the case at once: each run's training time
+between two evaluations, every teacher and seed, is explained by its work, with a robust loss so that a
+stretch the machine slowed counts little. So one slow run moves every teacher's prices a little and its
+own time no more than anyone's. Beside the fitted prices, each case shows a probe's, timed before its
+runs: a check, not the clock. "examples × full": examples trained on, over `full`'s. The
+`attention-heldout` suite chose no default: its results are the headline.
 """
 
 

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import nteach
+from nteach.bench.attention_clock import price_results
 from nteach.bench.compare import machine
 from nteach.errors import UserError
 
@@ -123,6 +124,8 @@ def suites_in(folder: Path) -> list[dict]:
     by_suite: dict[str, list[dict]] = {}
     for path in results_files(folder):
         results = read_results(path)
+        if results.get("kind") == "attention":
+            price_results(results)  # robust seconds at prices fitted to the file's own runs
         if results.get("kind") != "compile":  # step timings, not a suite of runs (compile_results)
             by_suite.setdefault(results["suite"], []).append(results)
     merged = []
