@@ -180,3 +180,43 @@ def test_bundled_suites_parse():
 def test_missing_suite_file(tmp_path):
     with pytest.raises(UserError, match="no suite file"):
         run_suite(tmp_path / "none.toml", tmp_path / "out")
+
+
+def test_a_teacher_that_wants_input_gradients_is_priced_at_its_measured_steps(tiny_signal, monkeypatch):
+    """Soft Mining's backward pass reaches the inputs, work no counter sees: its steps are priced at what
+    the probe timed them to cost; uniform's at the shared loop, as before."""
+    from nteach.bench import probe
+    from nteach.inr import Budget, Fit, Siren
+    from nteach.teaching import Teacher
+
+    def build(teacher):
+        return Fit(tiny_signal, Siren(2, 3, width=8, depth=1), Teacher(teacher, len(tiny_signal), ratio=0.2),
+                   Budget(steps=100))
+
+    made_up = {"train_small": 0.04, "train_all": 0.2, "forward_all": 0.01, "ntk_all": 0.05,
+               "teacher:uniform": 0.0, "teacher:soft_mining": 0.0,
+               "steps:uniform": probe.TEACHER_STEPS * 0.05, "steps:soft_mining": probe.TEACHER_STEPS * 0.08}
+
+    def alternate(actions, device, repetitions):
+        for action in actions.values():
+            for _ in range(probe.WARMUP + repetitions):
+                action()
+        return {name: [made_up[name]] * repetitions for name in actions}, statistics.median
+
+    monkeypatch.setattr(probe, "alternate", alternate)
+    costs = probe.measure_costs(build, ["uniform", "soft_mining"], 0.2, repetitions=3)
+    small = round(0.2 * len(tiny_signal))
+    assert costs["own_steps"] == ["soft_mining"]
+    assert costs["loop"] == pytest.approx(0.05 - small * costs["trained"])  # uniform alone: not soft_mining
+    work = {"steps": 10, "trained": 10 * small, "forwarded": 0, "ntk": 0}
+    assert robust_seconds(work, costs, "uniform") == pytest.approx(10 * 0.05)
+    assert robust_seconds(work, costs, "soft_mining") == pytest.approx(10 * 0.08)
+    # a results file written before: no own_steps, its old prices; read again under today's model
+    old = {"teacher": costs["teacher"], "measured_step": costs["measured_step"], "loop": costs["loop"],
+           "trained": costs["trained"], "forwarded": 0.0, "ntk": 0.0,
+           "step": {t: costs["loop"] for t in ("uniform", "soft_mining")}}
+    runs = {t: [{"history": [{"work": work, "robust_seconds": 0.0}]}] for t in ("uniform", "soft_mining")}
+    probe.price_inr_results({"cases": {"c": {"costs": old, "runs": runs}}})
+    assert old["own_steps"] == ["soft_mining"]
+    assert runs["soft_mining"][0]["history"][0]["robust_seconds"] == pytest.approx(10 * 0.08)
+    assert runs["uniform"][0]["history"][0]["robust_seconds"] == pytest.approx(10 * 0.05)

@@ -21,10 +21,13 @@ slow stretch of the shared machine, which slows the whole repetition, cancels:
 
 A run's clock-robust time is then ``steps * (loop + its teacher's cost) + the work
 it counted * unit costs``: it moves with the machine's speed as a whole, never
-with one run's luck. What it does not price: a teacher's in-step work beyond
-selection, feedback and the counted passes (Soft Mining's input gradients, EVOS's
-Laplacian loss term); the report's "probe / robust" column (what the probe timed a
-teacher's real steps to cost, over what this model charges) shows where that matters.
+with one run's luck. A teacher that wants its inputs' gradients (Soft Mining) makes
+every backward pass reach the inputs, work no counter sees: its steps are priced at
+what the probe timed them to cost (less the counted work), its own probe alone.
+What it does not price: other in-step work beyond selection, feedback and the
+counted passes (EVOS's Laplacian loss term); the report's "probe / robust" column
+(what the probe timed a teacher's real steps to cost, over what this model charges)
+shows where that matters.
 """
 
 from __future__ import annotations
@@ -144,9 +147,11 @@ def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float
         "ntk_all": lambda: ntk_score(reference.model, reference.coords, reference.targets, reference.chunk),
     }
     work: dict[str, list[dict]] = {}
+    own_steps = []  # teachers priced at their measured steps (step_prices)
     for teacher in teachers:
-        work[teacher] = []
-        actions[f"steps:{teacher}"] = _fit_steps(build(teacher), work[teacher])
+        work[teacher], fit = [], build(teacher)
+        own_steps += [teacher] if fit.teacher.wants_input_grads else []
+        actions[f"steps:{teacher}"] = _fit_steps(fit, work[teacher])
         actions[f"teacher:{teacher}"] = _teacher_only(build(teacher))
     samples, paired = alternate(actions, device, repetitions)
     median = {name: paired(values) for name, values in samples.items()}
@@ -154,22 +159,59 @@ def measure_costs(build: Callable[[str], Fit], teachers: list[str], ratio: float
              "trained": max((median["train_all"] - median["train_small"]) / max(n - small, 1), 0.0),
              "forwarded": median["forward_all"] / n, "ntk": median["ntk_all"] / n}
     # a teacher's real step, less the work it counted: the loop's own cost plus the teacher's selection
-    # and feedback. The loop's share is the same for every teacher, so it is read from all of them at once
-    # (the median over teachers), and each teacher adds only what its selection and feedback cost alone.
+    # and feedback (loop_price reads the loop from every teacher at once)
     costs["teacher"] = {t: median[f"teacher:{t}"] / TEACHER_STEPS for t in teachers}
     costs["measured_step"] = {}
     for teacher in teachers:
         rest = [seconds - sum(done[k] * costs[k] for k in ("trained", "forwarded", "ntk"))
                 for seconds, done in zip(samples[f"steps:{teacher}"], work[teacher][WARMUP:])]
         costs["measured_step"][teacher] = paired(rest) / TEACHER_STEPS
-    loops = [costs["measured_step"][t] - costs["teacher"][t] for t in teachers]
     # not clamped at 0: where a step's cost grows faster than its batch (a 3-D hash grid: 6.6k points a
     # step cost 46 ms, all 32k 303 ms), the line through the two probed sizes meets 0 examples below 0 ms,
     # and only with that intercept does it price a step of either size at what it measured
-    costs["loop"] = statistics.median(loops)
-    costs["step"] = {t: costs["loop"] + costs["teacher"][t] for t in teachers}
+    costs["own_steps"] = own_steps
+    costs["loop"] = loop_price(costs)
+    costs["step"] = step_prices(costs)
     costs["samples"] = samples
     return costs
+
+
+def loop_price(costs: dict) -> float:
+    """The training loop's own cost a step: a teacher's real step, less the work it counted and its own
+    selection and feedback, is the same loop for every teacher, so the median over teachers (but those in
+    ``own_steps``, whose steps do work no counter sees): one teacher's noisy probe cannot move it."""
+    loops = [costs["measured_step"][t] - selection for t, selection in costs["teacher"].items()
+             if t not in costs["own_steps"]]
+    return statistics.median(loops or [costs["measured_step"][t] - s for t, s in costs["teacher"].items()])
+
+
+def step_prices(costs: dict) -> dict[str, float]:
+    """Each teacher's price a step beyond its counted work: the shared loop plus its own selection and
+    feedback, or what its real steps measured for a teacher in ``costs["own_steps"]``."""
+    return {t: costs["measured_step"][t] if t in costs["own_steps"] else costs["loop"] + selection
+            for t, selection in costs["teacher"].items()}
+
+
+def price_inr_results(results: dict) -> dict:
+    """Every run of an INR results file priced under today's cost model, from its probe's measurements
+    (files written before a teacher's input gradients were priced name no ``own_steps``: the teachers that
+    want them, by name)."""
+    from nteach.teaching import STRATEGIES
+
+    for case in results["cases"].values():
+        costs = case["costs"]
+        if "measured_step" not in costs:
+            continue  # no probe of real steps to price from: the file's own robust seconds stand
+        if "own_steps" not in costs:
+            costs["own_steps"] = [t for t in costs["teacher"]
+                                  if t in STRATEGIES and STRATEGIES[t].wants_input_grads]
+        costs["loop"] = loop_price(costs)
+        costs["step"] = step_prices(costs)
+        for teacher, runs in case["runs"].items():
+            for run in runs:
+                for record in run["history"]:
+                    record["robust_seconds"] = robust_seconds(record["work"], costs, teacher)
+    return results
 
 
 def robust_seconds(work: dict[str, int], costs: dict, teacher: str) -> float:

@@ -35,10 +35,11 @@ How each figure is measured:
   median. Work times unit costs is the clock-robust time: a shared machine's slow moments cannot move
   it. The training loop's own cost per step is read from every teacher's real steps at once, so an
   identical twin of a teacher is priced like it. Raw seconds are shown too, and "raw / robust" per
-  teacher (as noisy as the raw clock). The model does not price in-step work beyond selection,
-  feedback and the counted passes, such as Soft Mining's input gradients: "probe / robust" is what the
-  probe timed a teacher's real steps to cost over what the model charges for them, and a teacher more
-  than 10 % off is flagged (†).
+  teacher (as noisy as the raw clock). A teacher whose backward pass also reaches the inputs (Soft
+  Mining's input gradients: work no counter sees) is priced at what the probe timed its own real steps
+  to cost. The model prices no other in-step work beyond selection, feedback and the counted passes
+  (such as EVOS's Laplacian term): "probe / robust" is what the probe timed a teacher's real steps to
+  cost over what the model charges for them, and a teacher more than 10 % off is flagged (†).
 - **Ratios are to the best peer**: the other teacher fastest on average at that target (chosen on the
   robust clock), over the seeds both ran; in brackets the lowest and highest seed-by-seed ratio.
   Below 1: faster than every other teacher. "reached k/n": missed the target on some seeds.

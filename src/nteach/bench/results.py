@@ -20,6 +20,7 @@ from pathlib import Path
 import nteach
 from nteach.bench.attention_clock import price_results
 from nteach.bench.compare import machine
+from nteach.bench.probe import price_inr_results
 from nteach.errors import UserError
 
 PACKAGE = Path(nteach.__file__).resolve().parent
@@ -126,6 +127,8 @@ def suites_in(folder: Path) -> list[dict]:
         results = read_results(path)
         if results.get("kind") == "attention":
             price_results(results)  # robust seconds at prices fitted to the file's own runs
+        elif results.get("kind", "inr") == "inr":
+            price_inr_results(results)  # under today's cost model, from the file's own probe
         if results.get("kind") != "compile":  # step timings, not a suite of runs (compile_results)
             by_suite.setdefault(results["suite"], []).append(results)
     merged = []
