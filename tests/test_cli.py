@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from helpers import StopAfter
 from nteach.cli import main
 from nteach.inr.experiment import FitConfig, run_fit
 
@@ -73,16 +74,6 @@ def test_fit_writes_a_complete_run_folder(tmp_path, tiny_png, capsys):
     assert checkpoint["step"] == 30 and "generator" in checkpoint["teacher"]
     assert "psnr " in capsys.readouterr().out
 
-
-class StopAfter:
-    """Stands in for the Ctrl-C event: reports 'set' once ``calls`` steps have been asked about."""
-
-    def __init__(self, calls: int) -> None:
-        self.calls = calls
-
-    def is_set(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
 
 
 def test_cli_resume_reaches_the_uninterrupted_result(tmp_path):

@@ -1,27 +1,21 @@
-"""Teaching under torch.distributed: two gloo ranks on the CPU select and fit as one process does.
+"""Teaching under torch.distributed: two gloo ranks on the CPU select and score as one process does
+(whole fits under torchrun: test_distributed_fit.py).
 
 The two-rank checks run this file as a torchrun script (the bottom of the file): each rank
 writes what it saw to OUT/rank{r}.pt and the tests compare that with one process.
 """
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from skimage import io
 
+from helpers import ENV, TORCHRUN
 from nteach.errors import UserError
 from nteach.inr import Budget, Fit
-from nteach.inr.experiment import FitConfig, run_fit
 from nteach.inr.models import make_model
 from nteach.inr.signals import grid
 from nteach.launch import Ranks, agree_on_progress, on_main, process_group_from_env
@@ -39,8 +33,6 @@ CASES = {  # teacher: (Teacher options, steps)
     "paced_sweep": ({"ratio": 0.2}, 12),  # rounds of ~5 steps: a plain shuffle, then paced by the losses
 }
 DATASET_TEACHERS = ("attent_complex", "infobatch")  # they learn per example index from per-rank batches
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
 def synthetic(name: str, step: int) -> torch.Tensor:
@@ -217,126 +209,6 @@ def test_a_teacher_with_whole_signal_loss_terms_is_refused_under_ddp(tiny_signal
     evos, model = Teacher("evos", len(tiny_signal)), make_model("siren", 2, 3, width=8, depth=1)
     with pytest.raises(UserError, match="evos adds a loss term over the whole signal"):
         Fit(tiny_signal, model, evos, Budget(steps=5), ranks=Ranks(0, 2))
-
-
-def write_tiny_png(path: Path) -> Path:
-    y, x = np.mgrid[0:16, 0:16] / 15
-    image = np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x * y)], axis=-1)
-    io.imsave(path, (image * 255).astype(np.uint8), check_contrast=False)
-    return path
-
-
-def fit_config(image: Path, out: Path, steps: int) -> FitConfig:
-    return FitConfig(image=str(image), size=0, width=16, depth=2, lr=1e-3, steps=steps, teacher="nint",
-                     device="cpu", checkpoint_every=0, out=str(out))
-
-
-def test_two_rank_fit_learns_writes_on_rank_0_and_resumes_on_one(tmp_path, one_thread):
-    image = write_tiny_png(tmp_path / "tiny.png")
-    straight, _ = run_fit(fit_config(image, tmp_path / "straight", steps=30), show_progress=False)
-
-    out = tmp_path / "two"
-    args = ["-m", "nteach", "fit", str(image), "--size", "0", "--width", "16", "--depth", "2", "--lr", "1e-3",
-            "--steps", "20", "--teacher", "nint", "--device", "cpu", "--quiet", "--out", str(out)]
-    done = subprocess.run(TORCHRUN + args, capture_output=True, text=True, env=ENV, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # each file written once, whole
-    summary = json.loads((out / "summary.json").read_text())
-    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert summary["world_size"] == 2 and summary["finished"] and summary["steps"] == 20
-    assert summary["final_psnr"] > history[0]["psnr"] + 2
-    assert summary["communication"]["score_bytes_largest_event"] == 2 * 2 * 128 * 4  # residual + NTK
-    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert checkpoint["step"] == 20 and checkpoint["teacher"]["events"] == 20
-
-    config = fit_config(image, out, steps=30)  # continue the two-rank run on one process, to 30 steps
-    resumed, _ = run_fit(config, resume_folder=out, show_progress=False)
-    assert resumed.step == 30 and resumed.teacher.events == 30
-    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
-        assert torch.allclose(a, b, atol=1e-5, rtol=0)  # two ranks train as one process does
-
-
-def test_two_ranks_compiled_train_as_one_eager_process(tmp_path, one_thread):
-    """`--compile on` under torchrun: DDP's module compiled on each rank, the same fit as eager."""
-    image = write_tiny_png(tmp_path / "tiny.png")
-    eager, _ = run_fit(replace(fit_config(image, tmp_path / "eager", steps=20), compile="off"),
-                       show_progress=False)
-    out = tmp_path / "compiled"
-    args = [*fit_args(image, out, steps=20), "--compile", "on"]
-    done = subprocess.run(TORCHRUN + args, capture_output=True, text=True, env=ENV, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["compile_seconds"] > 0
-    assert_same_weights(eager.model, torch.load(out / "checkpoint.pt", weights_only=True), 1e-4)
-
-
-def fit_args(image: Path, out: Path, steps: int) -> list[str]:
-    return ["-m", "nteach", "fit", str(image), "--size", "0", "--width", "16", "--depth", "2", "--lr", "1e-3",
-            "--steps", str(steps), "--teacher", "nint", "--device", "cpu", "--quiet", "--out", str(out)]
-
-
-def terminate_after_first_checkpoint(command: list[str], out: Path) -> subprocess.CompletedProcess:
-    """Start ``command``, send it SIGTERM once its first checkpoint is written, and wait for it."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    deadline = time.time() + 90
-    while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=90)
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
-def assert_same_weights(model: torch.nn.Module, checkpoint: dict, tolerance: float) -> None:
-    for name, value in model.state_dict().items():
-        assert torch.allclose(value, checkpoint["model"][name], atol=tolerance, rtol=0), name
-
-
-STEPS = 400  # the first checkpoint comes at step 20; SIGTERM lands long before the end
-
-
-def test_sigterm_midway_then_resume_ends_as_an_uninterrupted_fit(tmp_path, one_thread):
-    image = write_tiny_png(tmp_path / "tiny.png")
-    straight, _ = run_fit(fit_config(image, tmp_path / "straight", steps=STEPS), show_progress=False)
-
-    out = tmp_path / "cut"
-    done = terminate_after_first_checkpoint(
-        [sys.executable, *fit_args(image, out, STEPS), "--checkpoint-every", "20"], out)
-    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert f"nteach fit --resume {out}" in done.stderr and done.stdout == ""
-    stopped = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert 20 <= stopped["step"] < STEPS and stopped["history"][-1]["step"] <= stopped["step"]
-
-    resumed = subprocess.run([sys.executable, "-m", "nteach", "fit", "--resume", str(out), "--quiet"],
-                             capture_output=True, text=True, env=ENV, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    final = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert final["step"] == STEPS and final["teacher"]["events"] == straight.teacher.events
-    assert_same_weights(straight.model, final, 1e-6)
-
-
-def test_sigterm_to_torchrun_stops_both_ranks_and_the_run_resumes_exactly(tmp_path):
-    image = write_tiny_png(tmp_path / "tiny.png")
-    straight = subprocess.run(TORCHRUN + fit_args(image, tmp_path / "straight", STEPS), capture_output=True,
-                              text=True, env=ENV, timeout=120)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    assert straight.stdout.count(f"-> {tmp_path / 'straight'}") == 1  # the last line, printed by rank 0 alone
-
-    out = tmp_path / "cut"
-    command = TORCHRUN + fit_args(image, out, STEPS) + ["--checkpoint-every", "20"]
-    done = terminate_after_first_checkpoint(command, out)
-    assert done.returncode != 0  # torchrun reports the signal it got
-    assert done.stderr.count(f"nteach fit --resume {out}") == 1  # rank 0 alone says it
-    stopped = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert 20 <= stopped["step"] < STEPS
-
-    resumed = subprocess.run(TORCHRUN + ["-m", "nteach", "fit", "--resume", str(out), "--quiet"],
-                             capture_output=True, text=True, env=ENV, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    final = torch.load(out / "checkpoint.pt", weights_only=True)
-    expected = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
-    assert final["step"] == STEPS and final["teacher"]["events"] == expected["teacher"]["events"]
-    for name, value in expected["model"].items():  # two gloo ranks are deterministic too
-        assert torch.allclose(value, final["model"][name], atol=1e-6, rtol=0), name
 
 
 if __name__ == "__main__":

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ transformers = pytest.importorskip("transformers")
 
 from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, TrainingArguments  # noqa: E402
 
+from helpers import ENV, TORCHRUN, terminate_after_first_checkpoint  # noqa: E402
 from nteach.attention import loop  # noqa: E402
 from nteach.attention.loop import global_batches  # noqa: E402
 from nteach.attention.recipes import vit  # noqa: E402
@@ -31,8 +30,6 @@ from nteach.hf import TeachingTrainer  # noqa: E402
 from nteach.launch import Ranks, exit_code_of_launched, process_group_from_env  # noqa: E402
 from nteach.teaching import Teacher  # noqa: E402
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 DIGITS = 1617  # the training digits left after the 10 % validation split
 POOL, LENGTH, VOCAB, BATCH = 48, 8, 50, 4  # HF: 48 examples, then 24: whole batches of 4 x 2 ranks
 
@@ -226,14 +223,8 @@ def test_selective_backprop_filters_alike_on_every_rank(two_ranks):
 def test_sigterm_to_torchrun_mid_vit_run_then_resume_ends_as_the_uninterrupted_run(two_ranks, tmp_path):
     _, out = two_ranks
     cut = tmp_path / "cut"
-    process = subprocess.Popen(TORCHRUN + vit_command(cut), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=ENV)
-    deadline = time.time() + 90
-    while not (cut / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)  # the first checkpoint comes after the first epoch
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=90)
-    assert process.returncode != 0 and stderr.count(f"nteach train vit --resume {cut}") == 1  # rank 0 alone
+    done = terminate_after_first_checkpoint(TORCHRUN + vit_command(cut), cut)  # after the first epoch
+    assert done.returncode != 0 and done.stderr.count(f"nteach train vit --resume {cut}") == 1  # rank 0 alone
     stopped = torch.load(cut / "checkpoint.pt", weights_only=True)
     assert 1 <= stopped["epoch"] < EPOCHS
 
@@ -247,45 +238,6 @@ def test_sigterm_to_torchrun_mid_vit_run_then_resume_ends_as_the_uninterrupted_r
     for name, value in expected["model"].items():  # two gloo ranks are deterministic
         assert torch.allclose(value, final["model"][name], atol=1e-6, rtol=0), name
 
-
-class StopAfter:
-    """Stands in for the Ctrl-C event: 'set' once ``calls`` steps have asked."""
-
-    def __init__(self, calls: int) -> None:
-        self.calls = calls
-
-    def is_set(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
-
-
-@pytest.mark.parametrize("teacher, steps", [("attent_simple", 12 + 9), ("infobatch", None)])  # None: unknown
-def test_lm_resumed_mid_round_with_dropout_ends_as_the_uninterrupted_run(tmp_path, one_thread, teacher,
-                                                                          steps):
-    from safetensors.torch import load_file
-
-    from nteach.attention.recipes.lm import LMConfig, run
-
-    text = tmp_path / "text.txt"
-    generator = torch.Generator().manual_seed(0)
-    text.write_text("".join("abcdefgh ."[i] for i in torch.randint(0, 10, (4000,), generator=generator)))
-    settings = dict(data=str(text), from_scratch=True, seq_len=16, batch_size=4, epochs=2, layers=1, width=16,
-                    heads=2, max_examples=48, lr=1e-3, device="cpu",  # GPT-2's dropout of 0.1 is on
-                    teacher=teacher)
-
-    def weights(folder: Path) -> dict:
-        last = max(folder.glob("checkpoints/checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
-        return load_file(last / "model.safetensors")
-
-    whole, _ = run(LMConfig(**settings, out=str(tmp_path / "whole")), show_progress=False)
-    config = LMConfig(**settings, out=str(tmp_path / "cut"))
-    cut, folder = run(config, show_progress=False, stop=StopAfter(14))
-    assert cut["steps"] == 15 and not cut["finished"]  # the first round's 12 steps, then 3 of the second
-    resumed, _ = run(config, resume_folder=folder, show_progress=False)
-    assert resumed["steps"] == whole["steps"] == (steps or whole["steps"]) > 15
-    assert resumed["examples_trained"] == whole["examples_trained"]
-    expected, got = weights(tmp_path / "whole"), weights(folder)
-    assert all(torch.equal(expected[name], got[name]) for name in expected)  # the same dropout masks
 
 
 def test_global_batches_never_leave_a_rank_empty():

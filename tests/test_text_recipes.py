@@ -6,11 +6,14 @@ import json
 import logging
 import random
 import threading
+from pathlib import Path
 
 import pytest
+import torch
 
 transformers = pytest.importorskip("transformers")
 
+from helpers import StopAfter  # noqa: E402
 from nteach.attention.recipes.lm import LMConfig, run  # noqa: E402
 from nteach.attention.text import passages  # noqa: E402
 from nteach.cli import main  # noqa: E402
@@ -72,6 +75,33 @@ def test_lm_stopped_run_resumes_to_the_same_end(tmp_path, text_file):
     assert resumed["finished"] and resumed["steps"] == whole["steps"]
     assert resumed["examples_trained"] == whole["examples_trained"]
     assert resumed["final_val_loss"] == pytest.approx(whole["final_val_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("teacher, steps", [("attent_simple", 12 + 9), ("infobatch", None)])  # None: unknown
+def test_lm_resumed_mid_round_with_dropout_ends_as_the_uninterrupted_run(tmp_path, one_thread, teacher,
+                                                                          steps):
+    from safetensors.torch import load_file
+
+    text = tmp_path / "text.txt"
+    generator = torch.Generator().manual_seed(0)
+    text.write_text("".join("abcdefgh ."[i] for i in torch.randint(0, 10, (4000,), generator=generator)))
+    settings = dict(data=str(text), from_scratch=True, seq_len=16, batch_size=4, epochs=2, layers=1, width=16,
+                    heads=2, max_examples=48, lr=1e-3, device="cpu",  # GPT-2's dropout of 0.1 is on
+                    teacher=teacher)
+
+    def weights(folder: Path) -> dict:
+        last = max(folder.glob("checkpoints/checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+        return load_file(last / "model.safetensors")
+
+    whole, _ = run(LMConfig(**settings, out=str(tmp_path / "whole")), show_progress=False)
+    config = LMConfig(**settings, out=str(tmp_path / "cut"))
+    cut, folder = run(config, show_progress=False, stop=StopAfter(14))
+    assert cut["steps"] == 15 and not cut["finished"]  # the first round's 12 steps, then 3 of the second
+    resumed, _ = run(config, resume_folder=folder, show_progress=False)
+    assert resumed["steps"] == whole["steps"] == (steps or whole["steps"]) > 15
+    assert resumed["examples_trained"] == whole["examples_trained"]
+    expected, got = weights(tmp_path / "whole"), weights(folder)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)  # the same dropout masks
 
 
 def tokenizer_folder(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import StopAfter
 from nteach.attention.data import IndexedDataset, load_idx_images, read_idx, split
 from nteach.attention.recipes.vit import ViTConfig, image_sets, parse_options, run, split_indices
 from nteach.attention.recipes.vit_training import Training, learning_rate, teacher_settings
@@ -147,16 +148,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, m
     assert message in err and len(err.splitlines()) == 1 and err.startswith("nteach: error:")
     assert not (tmp_path / "run").exists()
 
-
-class StopAfter:
-    """Stands in for the Ctrl-C event: 'set' once ``calls`` steps have asked."""
-
-    def __init__(self, calls: int) -> None:
-        self.calls = calls
-
-    def is_set(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
 
 
 @pytest.mark.parametrize("teacher,options", [("attent_complex", "cycles=2,k0=1,k_max=2"),
