@@ -14,3 +14,9 @@ def progress_bar(iterable=None, show: bool = True, **options) -> tqdm:
     if not sys.stderr.isatty():
         options.setdefault("mininterval", LOG_INTERVAL)
     return tqdm(iterable, disable=not show, dynamic_ncols=True, **options)
+
+
+def show_status(bar: tqdm, text: str) -> None:
+    """Set the text after the bar: drawn at once on a terminal; in a log or pipe, with the bar's next timed
+    line (tqdm redraws on every postfix by default, which would write a line per evaluation)."""
+    bar.set_postfix_str(text, refresh=sys.stderr.isatty())

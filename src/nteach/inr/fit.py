@@ -28,7 +28,7 @@ from nteach.errors import UserError
 from nteach.inr.lr import check_lr_schedule, lr_factor
 from nteach.inr.signals import Signal
 from nteach.launch import Ranks, mean_over_ranks
-from nteach.progress import progress_bar
+from nteach.progress import progress_bar, show_status
 from nteach.run_state import RunState, WithRunState
 from nteach.teaching import Teacher, l1_residual, ntk_score, predict
 from nteach.teaching.distributed import DistributedTeacher
@@ -238,7 +238,7 @@ class Fit(WithRunState):
                           bar_format=bar_format) as bar, self.run_state.random_stream():
             bar.update(self.budget.used(self.step, self.clock.seconds))
             if not self.warmed_up:
-                bar.set_postfix_str("compiling, off the clock")
+                show_status(bar, "compiling, off the clock")
             self.warm_up()
             if not self.history:
                 self.evaluate()
@@ -256,7 +256,7 @@ class Fit(WithRunState):
                 if used >= self.next_eval or self.done():
                     record = self.evaluate()
                     metric = self.signal.metric
-                    bar.set_postfix_str(f"step {self.step}, {metric} {record[metric]:.3f}, "
+                    show_status(bar, f"step {self.step}, {metric} {record[metric]:.3f}, "
                                         f"train {self.clock.seconds:.1f} s")
                 if checkpoint and checkpoint_every and self.step % checkpoint_every == 0:
                     checkpoint()

@@ -24,7 +24,7 @@ from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.hf import TeachingTrainer
 from nteach.launch import Ranks, agree_on_progress
-from nteach.progress import progress_bar
+from nteach.progress import progress_bar, show_status
 from nteach.runs import HISTORY, save_figure, write_json, write_jsonl
 
 Evaluate = Callable[[], dict]  # validation metrics of the model as it is now
@@ -101,7 +101,7 @@ class RunCallback(TrainerCallback):
             "train_loss": t.loss_sum / t.round_examples if t.round and t.round_examples else None, **metrics})
         if self.ranks.is_main:
             write_jsonl(self.folder / HISTORY, self.history)
-        self.bar.set_postfix_str(", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
+        show_status(self.bar, ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not self.history and self.first_eval:

@@ -23,7 +23,7 @@ from nteach.compiling import compiled, mark_step, resolve_compile
 from nteach.devices import resolve_device
 from nteach.errors import UserError
 from nteach.launch import Ranks
-from nteach.progress import progress_bar
+from nteach.progress import progress_bar, show_status
 from nteach.run_state import RunState, WithRunState
 from nteach.runs import CHECKPOINT, HISTORY, save_checkpoint, save_figure, write_json, write_jsonl
 from nteach.seeding import seeded
@@ -273,7 +273,7 @@ def train(training: Training, folder: Path, show_progress: bool, stop: threading
                 break
             if training.epoch % config.eval_every == 0 or training.epoch == config.epochs:
                 record = training.evaluate()
-                bar.set_postfix_str(f"val acc {record['val_accuracy']:.4f}, train {record['seconds']:.1f} s")
+                show_status(bar, f"val acc {record['val_accuracy']:.4f}, train {record['seconds']:.1f} s")
             checkpoint()
     if training.epoch < config.epochs:  # stopped: keep the exact position
         checkpoint()
