@@ -39,6 +39,9 @@ def test_every_command_prints_its_help(capsys, words):
     (["fit", "camera", "--lr-schedule", "step"], "unknown lr schedule 'step'"),
     (["compare", "camera", "--lr-schedule", "linear"], "unknown lr schedule 'linear'"),
     (["fit", "--resume", "nowhere"], "nowhere is not a run folder"),
+    (["fit", "camera", "--options", "speed=2"], "bad teacher option 'speed=2': paced_sweep takes NAME=VALUE"),
+    (["fit", "camera", "--options", "mix=lots"], "teacher option mix must be float, got 'lots'"),
+    (["fit", "camera", "--options", "mix=2"], "paced_sweep needs temperature >= 0, 0 < mix <= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -94,6 +97,20 @@ def test_cli_resume_reaches_the_uninterrupted_result(tmp_path):
     assert resumed["step"] == 40
     for name, value in straight["model"].items():
         assert torch.allclose(value, resumed["model"][name], atol=1e-6, rtol=0)
+
+
+def test_teacher_options_reach_the_teacher_and_survive_a_resume(tmp_path):
+    """--options over the teacher's INR defaults (rounds of 4 passes, jitter 0.5): the user's win, the
+    rest stay; a resumed run rebuilds the same teacher from its saved settings."""
+    config = FitConfig(image="camera", steps=20, size=24, width=16, depth=2, checkpoint_every=0,
+                       options="temperature=0, passes=2,spaced=false", out=str(tmp_path / "run"))
+    fit, folder = run_fit(config, show_progress=False, stop=StopAfter(5))
+    strategy = fit.teacher.strategy
+    assert (strategy.temperature, strategy.passes, strategy.spaced, strategy.jitter) == (0.0, 2, False, 0.5)
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["options"] == "temperature=0, passes=2,spaced=false"
+    resumed, _ = run_fit(FitConfig(**saved), resume_folder=folder, show_progress=False)
+    assert resumed.step == 20 and resumed.teacher.strategy == strategy
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign"])

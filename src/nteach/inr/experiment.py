@@ -26,7 +26,7 @@ from nteach.runs import (
     write_jsonl,
 )
 from nteach.seeding import seeded
-from nteach.teaching import Teacher
+from nteach.teaching import Teacher, options_from_text
 
 SIGNAL_KINDS = ("image", "audio", "sdf", "occupancy")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf")
@@ -97,6 +97,8 @@ class FitConfig(SignalModelConfig):
     """`nteach fit`: one teacher, one run folder."""
 
     teacher: str = field(default="paced_sweep", metadata=option("teaching strategy"))
+    options: str = field(default="", metadata=option(
+        "teacher hyperparameters over its defaults, e.g. temperature=0,mix=0.5 for paced_sweep"))
     out: str | None = field(default=None, metadata=option("run folder (default runs/TEACHER-IMAGE)"))
     overwrite: bool = field(default=False, metadata=option("replace an existing run folder"))
     eval_every: float | None = field(default=None, metadata=option(
@@ -255,7 +257,8 @@ def run_fit(config: FitConfig, resume_folder: Path | None = None, show_progress:
     """
     signal = load_signal(config)
     with process_group_from_env(resolve_device(config.device)) as (ranks, device):
-        fit = build_fit(config, config.teacher, {}, signal, eval_every=config.eval_every, device=device)
+        options = options_from_text(config.teacher, config.options)
+        fit = build_fit(config, config.teacher, options, signal, eval_every=config.eval_every, device=device)
         folder = Path(resume_folder or config.out or f"runs/{config.teacher}-{signal.name}")
         state = start_or_resume(folder, asdict(config), config.overwrite, resume_folder is not None, ranks)
         if state is not None:

@@ -18,7 +18,13 @@ from nteach.teaching.strategies import (  # noqa: F401  (registers them)
     uniform_subset,
 )
 from nteach.teaching.strategies.base import Context, Feedback, Selection, Strategy
-from nteach.teaching.strategies.registry import STRATEGIES, make_strategy, register, teachers_of
+from nteach.teaching.strategies.registry import (
+    STRATEGIES,
+    make_strategy,
+    options_from_text,
+    register,
+    teachers_of,
+)
 
-__all__ = ["STRATEGIES", "Context", "Feedback", "Selection", "Strategy", "make_strategy", "register",
-           "teachers_of"]
+__all__ = ["STRATEGIES", "Context", "Feedback", "Selection", "Strategy", "make_strategy", "options_from_text",
+           "register", "teachers_of"]

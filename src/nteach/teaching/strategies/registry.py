@@ -8,6 +8,7 @@ from nteach.errors import UserError
 from nteach.teaching.strategies.base import Strategy
 
 STRATEGIES: dict[str, type[Strategy]] = {}
+OPTIONAL = {"int": int, "float": float}  # the type of a hyperparameter whose default is None
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -31,3 +32,24 @@ def make_strategy(name: str, **options) -> Strategy:
     if unknown:
         raise UserError(f"teacher {name!r} has no option {unknown[0]!r}; it takes {sorted(known) or 'none'}")
     return cls(**options)
+
+
+def options_from_text(name: str, text: str) -> dict:
+    """'field=value,field=value' (as a user types `--options`) -> the hyperparameters of the strategy
+    registered as ``name``, each converted to its field's type."""
+    if name not in STRATEGIES:
+        raise UserError(f"unknown teacher {name!r}; choose from {', '.join(sorted(STRATEGIES))}")
+    kinds = {f.name: type(f.default) if f.default is not None else OPTIONAL.get(f.type.split(" |")[0], str)
+             for f in fields(STRATEGIES[name])}
+    options = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in kinds or not value:
+            raise UserError(f"bad teacher option {item!r}: {name} takes NAME=VALUE with NAME in "
+                            f"{sorted(kinds) or 'none'}")
+        kind = kinds[key]
+        try:
+            options[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise UserError(f"teacher option {key} must be {kind.__name__}, got {value!r}") from None
+    return options
