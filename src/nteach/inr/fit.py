@@ -257,7 +257,7 @@ class Fit(WithRunState):
                     record = self.evaluate()
                     metric = self.signal.metric
                     show_status(bar, f"step {self.step}, {metric} {record[metric]:.3f}, "
-                                        f"train {self.clock.seconds:.1f} s")
+                                     f"train {self.clock.seconds:.1f} s")
                 if checkpoint and checkpoint_every and self.step % checkpoint_every == 0:
                     checkpoint()
         if checkpoint:
