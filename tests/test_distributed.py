@@ -18,7 +18,7 @@ from nteach.errors import UserError
 from nteach.inr import Budget, Fit
 from nteach.inr.models import make_model
 from nteach.inr.signals import grid
-from nteach.launch import Ranks, agree_on_progress, on_main, process_group_from_env
+from nteach.launch import Ranks, agree_on_progress, exit_code_of_launched, on_main, process_group_from_env
 from nteach.teaching import Teacher, ntk_score
 from nteach.teaching.distributed import DistributedTeacher, gather_rows
 from nteach.teaching.strategies import Selection
@@ -213,3 +213,4 @@ def test_a_teacher_with_whole_signal_loss_terms_is_refused_under_ddp(tiny_signal
 
 if __name__ == "__main__":
     rank_main(Path(sys.argv[1]))
+    exit_code_of_launched(0)  # gloo may abort in the interpreter's shutdown, after the files are written
