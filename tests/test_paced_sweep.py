@@ -182,7 +182,7 @@ def test_inr_fits_take_four_jittered_passes_and_anchors_on_shapes_unless_told_ot
     assert (PACED_PASSES, PACED_JITTER) == (4, 0.5)
     assert teacher_options(photo, "paced_sweep", {}) == {"passes": 4, "jitter": 0.5}
     shape_options = teacher_options(shape, "paced_sweep", {"passes": 1})
-    assert shape_options == {"passes": 1, "jitter": 0.5, "anchor_share": 0.5}
+    assert shape_options == {"passes": 1, "jitter": 0.5, "anchor_share": 0.7}
     assert teacher_options(photo, "sweep", {"mix": 0.5}) == {"mix": 0.5}
 
 

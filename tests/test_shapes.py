@@ -178,17 +178,17 @@ def test_soft_mining_teaches_a_grid_only_shape_and_refuses_off_grid_points(spher
     assert not (tmp_path / "mixed").exists()  # refused before the run folder was made
 
 
-def test_paced_sweep_anchors_half_of_each_step_on_the_surface_of_a_shape_only(sphere, tmp_path):
+def test_paced_sweep_anchors_most_of_each_step_on_the_surface_of_a_shape_only(sphere, tmp_path):
     small = {"width": 16, "depth": 2, "steps": 4, "resolution": 8, "surface_points": 0, "ratio": 0.25}
     fit, _ = run_fit(FitConfig(image=str(sphere), signal="sdf", out=str(tmp_path / "sdf"), **small),
                      show_progress=False)
     signal = fit.signal
     anchors = fit.teacher.state["anchors"]
-    assert fit.teacher.strategy.anchor_share == 0.5 and len(anchors) == round(0.5 * 0.25 * 512)
-    nearest = torch.from_numpy(np.abs(signal.distance)).argsort(stable=True)[:round(0.125 * 512)]
-    assert anchors.tolist() == sorted(nearest.tolist())  # the 64 grid points nearest the surface
+    assert fit.teacher.strategy.anchor_share == 0.7 and len(anchors) == round(0.7 * 0.25 * 512) == 90
+    nearest = torch.from_numpy(np.abs(signal.distance)).argsort(stable=True)[:90]
+    assert anchors.tolist() == sorted(nearest.tolist())  # the 90 grid points nearest the surface
     assert sorted(fit.teacher.state["paced"].tolist() + anchors.tolist()) == list(range(512))
-    assert fit.counts[anchors].tolist() == [4.0] * 64  # each trained at every step
+    assert fit.counts[anchors].tolist() == [4.0] * 90  # each trained at every step
     assert fit.counts.sum() == 4 * round(0.25 * 512)
     photo = run_fit(FitConfig(image="camera", size=16, width=16, depth=2, steps=2, out=str(tmp_path / "p")),
                     show_progress=False)[0]

@@ -151,10 +151,11 @@ def first_omega_0(config: SignalModelConfig) -> float | None:
     return AUDIO_FIRST_OMEGA_0 if kind == "audio" else None
 
 
-# paced_sweep on shapes: half of every step on the points nearest the surface, where IoU is decided and
-# the grid's MSE is not (dev suite: it closed the gap to Expansive Supervision; on photos and audio the
-# same anchors, on their edges, cost quality, so they stay off there; docs/experiments.md)
-SHAPE_ANCHOR_SHARE = 0.5
+# paced_sweep on shapes: 0.7 of every step on the points nearest the surface, where IoU is decided and
+# the grid's MSE is not (on photos and audio the same anchors, on their edges, cost quality, so they stay
+# off there). Dev meshes, per iteration, against a half share: 0.94x the steps to Q_ref (geometric mean
+# of six; 0.80x-0.90x on three, 1.15x on the occupancy bunny); 0.3 took 1.03x (benchmarks/lab/)
+SHAPE_ANCHOR_SHARE = 0.7
 # paced_sweep's rounds on every signal: 4 passes over the coordinates at one pace (dev suite, per iteration:
 # 0.71x-0.93x the steps to the target of one-pass rounds on seven cases of nine, 1.03x on the occupancy
 # bunny, 1.15x on the hash grid bunny; 8 passes about as good on photos, worse on audio and the hash grid)
