@@ -4,6 +4,7 @@ import statistics
 import pytest
 
 from nteach.bench.probe import robust_seconds
+from nteach.bench.results import merge
 from nteach.bench.suite import load_suite, rotated, run_suite, suite_path
 from nteach.cli import main
 from nteach.errors import UserError
@@ -75,15 +76,31 @@ def test_a_part_of_the_suite(tmp_path, capsys):
     assert main(["bench", "inr", "--suite", str(tmp_path / "tiny.toml"), "--seeds", "0,x"]) == 2
 
 
-def test_a_variant_may_set_the_ratio(tmp_path):
+def test_a_variant_may_set_the_ratio_and_the_results_say_what_each_teacher_ran_with(tmp_path):
     suite = TINY.replace('teachers = ["full", "uniform", "sweep", "uniform_twin"]',
-                         'teachers = ["uniform", "uniform_half"]').replace('controls = ["uniform_twin"]', "")
+                         'teachers = ["uniform", "uniform_half", "paced_sweep", "plain"]'
+                         ).replace('controls = ["uniform_twin"]', "")
     suite += '\n[variants.uniform_half]\nteacher = "uniform"\nratio = 0.5\n'
-    results, _ = run_tiny(tmp_path, suite)
-    runs = results["cases"]["camera-siren"]["runs"]
+    suite += '\n[variants.plain]\nteacher = "paced_sweep"\ntemperature = 0.0\npasses = 2\n'
+    results, out = run_tiny(tmp_path, suite, "--seeds", "0")
+    case = results["cases"]["camera-siren"]
+    runs = case["runs"]
     # 16 x 16 = 256 pixels: the case's ratio 0.25 trains on 64 a step, the variant's 0.5 on 128
     assert {r["history"][-1]["selected"] for r in runs["uniform"]} == {64}
     assert {r["history"][-1]["selected"] for r in runs["uniform_half"]} == {128}
+    # paced_sweep's INR settings (4 passes, jitter 0.5) are recorded, and a variant's own win over them
+    assert case["setups"] == {"uniform": {"teacher": "uniform"},
+                              "uniform_half": {"teacher": "uniform", "ratio": 0.5},
+                              "paced_sweep": {"teacher": "paced_sweep", "passes": 4, "jitter": 0.5},
+                              "plain": {"teacher": "paced_sweep", "passes": 2, "jitter": 0.5,
+                                        "temperature": 0.0}}
+    assert ("Teachers' settings: `uniform_half` is uniform (ratio 0.5); `paced_sweep` is paced_sweep "
+            "(passes 4, jitter 0.5); `plain` is paced_sweep (passes 2, jitter 0.5, temperature 0).") in (
+        out / "results.md").read_text()
+    other_part = {**results, "cases": {"camera-siren": {**case, "runs": {},
+                                                         "setups": {"sweep": {"teacher": "sweep"}}}}}
+    assert set(merge([results, other_part])["cases"]["camera-siren"]["setups"]) == {
+        "uniform", "uniform_half", "paced_sweep", "plain", "sweep"}
 
 
 def test_each_seed_starts_one_teacher_further_on():

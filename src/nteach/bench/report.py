@@ -102,6 +102,19 @@ def unit_costs(parts: list[dict]) -> str:
             f"{each(lambda c: 1e6 * c['ntk'])} µs an example in an NTK product.")
 
 
+def settings_of_teachers(case: dict) -> str:
+    """What each teacher ran with, where it set anything over its registered defaults (results files
+    from before the settings were recorded say nothing)."""
+    described = []
+    for entry, setup in case.get("setups", {}).items():
+        options = {k: v for k, v in setup.items() if k != "teacher"}
+        if options or setup["teacher"] != entry:
+            values = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in options.items())
+            described.append(f"`{entry}` is {setup['teacher']}" + (f" ({values})" if values else ""))
+    return f" Teachers' settings: {'; '.join(described)}." if described else ""
+
+
 def case_markdown(name: str, case: dict, summary: dict) -> str:
     """One case's heading, its reference and targets, and the table of every teacher."""
     config, metric = case["config"], case["metric"]
@@ -119,7 +132,7 @@ def case_markdown(name: str, case: dict, summary: dict) -> str:
              "fifth "
              f"of its budget it gained {summary['flat_gain']:+.3g} ({'flat' if flat else 'not flat yet'}); "
              f"at step 0 the best run had {_quality(summary['start'], metric)}. "
-             f"{unit_costs(case['costs'])}\n\n"]
+             f"{unit_costs(case['costs'])}{settings_of_teachers(case)}\n\n"]
     targets = [f"{t:g}" for t in summary["targets"]]
     if not targets:
         return "".join(lines) + "No target lies above the quality at step 0: nothing to time.\n"

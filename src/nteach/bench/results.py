@@ -85,6 +85,7 @@ def merge(parts: list[dict]) -> dict:
             into = merged["cases"].setdefault(name, {**{k: v for k, v in case.items() if k != "runs"},
                                                      "runs": {}, "costs": []})
             into["costs"].append(case["costs"])
+            into["setups"] = {**into.get("setups", {}), **case.get("setups", {})}
             for teacher, runs in case["runs"].items():
                 into["runs"].setdefault(teacher, []).extend(runs)
     for case in merged["cases"].values():

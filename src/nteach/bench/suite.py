@@ -30,7 +30,7 @@ import torch
 from nteach.bench.probe import measure_costs, robust_seconds
 from nteach.bench.results import merge, provenance
 from nteach.errors import UserError
-from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal
+from nteach.inr.experiment import SignalModelConfig, build_fit, load_signal, teacher_options
 from nteach.progress import progress_bar
 from nteach.runs import new_run_folder, save_figure, write_json, write_text
 
@@ -114,13 +114,28 @@ def rotated(teachers: list[str], k: int) -> list[str]:
     return teachers[k:] + teachers[:k]
 
 
+def split_variant(suite: dict, teacher: str) -> tuple[str, dict, dict]:
+    """A teachers-list entry as (registered teacher, the case settings it overrides such as ``ratio``,
+    its hyperparameters); a registered teacher's name alone has neither."""
+    variant = dict(suite["variants"].get(teacher, {"teacher": teacher}))
+    name = variant.pop("teacher")
+    settings = {k: variant.pop(k) for k in list(variant) if k in VARIANT_SETTINGS}
+    return name, settings, variant
+
+
+def teacher_setup(suite: dict, case: dict, teacher: str) -> dict:
+    """What a teachers-list entry runs on ``case``, for the results file: its registered teacher, the
+    case settings it overrides, and every hyperparameter it sets over that teacher's defaults (the INR
+    settings of paced_sweep included)."""
+    name, settings, options = split_variant(suite, teacher)
+    return {"teacher": name, **settings, **teacher_options(case["config"], name, options)}
+
+
 def variant_fit(suite: dict, case: dict, teacher: str, signal, seed: int | None = None,
                 eval_every: float | None = None):
     """The Fit of one teachers-list entry on one case: a registered teacher, or a variant (a teacher
     with hyperparameters and, for keys that are case settings such as ``ratio``, the case's overridden)."""
-    variant = dict(suite["variants"].get(teacher, {"teacher": teacher}))
-    name = variant.pop("teacher")
-    settings = {k: variant.pop(k) for k in list(variant) if k in VARIANT_SETTINGS}
+    name, settings, variant = split_variant(suite, teacher)
     seeded = {} if seed is None else {"seed": seed}
     config = SignalModelConfig(**{**asdict(case["config"]), **settings, **seeded})
     return build_fit(config, name, variant, signal, eval_every=eval_every)
@@ -162,7 +177,8 @@ def run_case(suite: dict, case: dict, signal, show_progress: bool) -> dict:
             "compile_seconds": fit.compile_seconds, "history": history})
     return {"config": asdict(case["config"]), "regime": case["regime"], "metric": signal.metric,
             "points": len(signal), "targets": case["targets"], "reference": suite["reference"],
-            "controls": suite["controls"], "costs": costs, "runs": runs}
+            "controls": suite["controls"], "costs": costs,
+            "setups": {t: teacher_setup(suite, case, t) for t in case["teachers"]}, "runs": runs}
 
 
 def run_suite(path: Path, out: Path, overwrite: bool = False, show_progress: bool = True,
