@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nteach.bench.report import RESULTS, write_report
+from nteach.bench.report import RESULTS, advice, priced_low, write_report
 from nteach.bench.results import merge, suites_in
 from nteach.bench.summary import best_peer, ratio_to, summarize_case
 from nteach.errors import UserError
@@ -165,3 +165,13 @@ def test_a_gpu_comparison_over_seeds_by_hand(tmp_path):
                                          "0.62 (0.50–0.75), peers missed on 1 |")
     assert by_teacher["sweep"] == "| sweep | 3 | 5.00 (4.00–5.00) | 1.00 (1.00–1.00) | 1.43, missed on 2 |"
     assert by_teacher["uniform"].endswith("| 1.00 (1.00–1.00), missed on 1 |")
+
+
+def test_only_a_leader_the_cost_model_prices_low_is_warned_about():
+    rows = {"cheap": {"probe_over_robust": 1.2}, "dear": {"probe_over_robust": 0.85},
+            "fair": {"probe_over_robust": 1.05}}
+    flagged = priced_low({"c": {"teachers": rows}}, {"c": {"regime": "shape"}})
+    assert flagged == {"shape": {"cheap"}}  # priced high ('dear'), a robust time only wrongs a teacher
+    warning = "priced low by the cost model here"
+    assert warning in advice({"shape": {"cheap": [0.8], "dear": [1.2]}}, flagged)
+    assert warning not in advice({"shape": {"cheap": [1.2], "dear": [0.8]}}, flagged)

@@ -204,12 +204,13 @@ def _times(ratio: float) -> str:
 ADVISED = ("uniform", "sweep", "paced_sweep", "nint")  # what a user weighs: free peers, ours, the paper's
 
 
-def mispriced(summaries: dict[str, dict], cases: dict[str, dict]) -> dict[str, set[str]]:
-    """Per regime, the teachers the cost model prices more than PRICING_LIMIT off in some case."""
+def priced_low(summaries: dict[str, dict], cases: dict[str, dict]) -> dict[str, set[str]]:
+    """Per regime, the teachers the cost model charges more than PRICING_LIMIT less than the probe timed
+    their steps at, in some case: their robust times flatter them (one priced high only loses by it)."""
     flagged: dict[str, set[str]] = {}
     for name, summary in summaries.items():
         for teacher, row in summary["teachers"].items():
-            if abs(row["probe_over_robust"] - 1) > PRICING_LIMIT:
+            if row["probe_over_robust"] - 1 > PRICING_LIMIT:
                 flagged.setdefault(cases[name]["regime"] or "all", set()).add(teacher)
     return flagged
 
@@ -264,7 +265,7 @@ def suite_markdown(merged: dict) -> str:
     text = [f"\n## Suite `{merged['suite']}`\n\n",
             f"{describe(merged)}. A teacher with fewer seeds than the others was screened out: more "
             "than 2x slower than the best peer at every target on the first seeds.\n",
-            "\nWhat to use, by regime:\n\n", advice(regimes, mispriced(summaries, merged["cases"])),
+            "\nWhat to use, by regime:\n\n", advice(regimes, priced_low(summaries, merged["cases"])),
             headline(regimes),
             noise_control(summaries, controls)]
     text += [case_markdown(case, merged["cases"][case], summary) for case, summary in summaries.items()]
