@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 
 from nteach.bench.report import RESULTS, advice, priced_low, write_report
-from nteach.bench.results import merge, suites_in
+from nteach.bench.results import merge, read_results, suites_in
+from nteach.bench.screen import confirming_teachers
 from nteach.bench.summary import best_peer, ratio_to, summarize_case
+from nteach.cli import main
 from nteach.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,3 +177,17 @@ def test_only_a_leader_the_cost_model_prices_low_is_warned_about():
     warning = "priced low by the cost model here"
     assert warning in advice({"shape": {"cheap": [0.8], "dear": [1.2]}}, flagged)
     assert warning not in advice({"shape": {"cheap": [1.2], "dear": [0.8]}}, flagged)
+
+
+def test_the_screen_keeps_what_the_confirming_parts_ran(capsys):
+    """The committed held-out shape parts: seeds 0-1 with every teacher, 2-4 with the teachers the screen
+    kept; the rule in code gives the same set as each confirming part ran."""
+    for case in ("camel-occupancy-siren", "armadillo-sdf-siren", "elephant-sdf-hashgrid"):
+        screen, confirm = (read_results(RESULTS / f"heldout-v9-{part}-{case}.json") for part in "ab")
+        kept = confirming_teachers(merge([screen])["cases"][case])
+        assert set(kept) == set(confirm["cases"][case]["runs"])
+        assert {"uniform", "sweep", "uniform_twin", "paced_sweep"} <= set(kept) and "nint" not in kept
+    assert main(["bench", "screen", str(RESULTS / "heldout-v9-a-camel-occupancy-siren.json")]) == 0
+    assert capsys.readouterr().out == (
+        "camel-occupancy-siren: uniform,sweep,expansive,soft_mining,paced_sweep,uniform_twin\n")
+    assert main(["bench", "screen", "no-such-file.json"]) == 2

@@ -19,6 +19,8 @@ from nteach.bench.attention import run_attention_suite
 from nteach.bench.compare import CompareConfig, run_compare
 from nteach.bench.compile_speed import run_compile_bench
 from nteach.bench.report import RESULTS, write_report
+from nteach.bench.results import merge, read_results
+from nteach.bench.screen import confirming_teachers
 from nteach.bench.suite import run_suite, suite_path
 from nteach.errors import UserError
 from nteach.inr.experiment import FitConfig, SignalModelConfig, default_budget, run_fit
@@ -154,6 +156,13 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_screen(args: argparse.Namespace) -> int:
+    merged = merge([read_results(Path(path)) for path in args.results])
+    for name, case in merged["cases"].items():
+        print(f"{name}: {','.join(confirming_teachers(case))}")
+    return 0
+
+
 def parse_names(text: str | None) -> list[str] | None:
     """'a,b' -> ['a', 'b']; None: all."""
     return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
@@ -222,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=str(RESULTS.parents[1] / "docs" / "benchmarks.md"),
                         help="the page to write (default %(default)s)")
     report.set_defaults(handler=command_report)
+    screen = suites.add_parser("screen", help="the teachers worth the remaining seeds, from a suite's first "
+                               "seeds (for --teachers)")
+    screen.add_argument("results", nargs="+", help="results.json files of the screening part")
+    screen.set_defaults(handler=command_screen)
     train = commands.add_parser("train", help="train an attention learner with a teacher")
     recipes = train.add_subparsers(dest="recipe", required=True, parser_class=Parser)
     subcommands = [fit, compare, inr, attention, speed]

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from nteach.bench.results import compile_results, describe, suites_in
+from nteach.bench.screen import SCREEN_WITHIN
 from nteach.bench.summary import FRACTIONS, summarize_case
 from nteach.bench.targets import FLAT_GAIN
 from nteach.errors import UserError
@@ -264,7 +265,7 @@ def suite_markdown(merged: dict) -> str:
     regimes = regime_ratios(summaries, merged["cases"], controls)
     text = [f"\n## Suite `{merged['suite']}`\n\n",
             f"{describe(merged)}. A teacher with fewer seeds than the others was screened out: more "
-            "than 2x slower than the best peer at every target on the first seeds.\n",
+            f"than {SCREEN_WITHIN:g}x slower than the best peer at every target on the first seeds.\n",
             "\nWhat to use, by regime:\n\n", advice(regimes, priced_low(summaries, merged["cases"])),
             headline(regimes),
             noise_control(summaries, controls)]
