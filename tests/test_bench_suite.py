@@ -103,6 +103,23 @@ def test_a_variant_may_set_the_ratio_and_the_results_say_what_each_teacher_ran_w
         "uniform", "uniform_half", "paced_sweep", "plain", "sweep"}
 
 
+def test_a_variant_may_run_a_share_of_the_budget_with_its_schedule_over_that_share(tmp_path):
+    suite = TINY.replace('teachers = ["full", "uniform", "sweep", "uniform_twin"]',
+                         'teachers = ["sweep", "sweep_short"]').replace('controls = ["uniform_twin"]', "")
+    suite += '\n[variants.sweep_short]\nteacher = "sweep"\nbudget = 0.6\n'
+    results, _ = run_tiny(tmp_path, suite, "--seeds", "0")
+    case = results["cases"]["camera-siren"]
+    assert [r["steps"] for r in case["runs"]["sweep_short"]] == [18]  # 0.6 of the case's 30 steps
+    assert case["setups"]["sweep_short"] == {"teacher": "sweep", "budget": 0.6}
+    # the cosine decays over the variant's own 18 steps: its first 10 steps follow another rate than the
+    # full run's, so the two part ways (a run cut at step 18 of 30 would not)
+    short, full = (case["runs"][t][0]["history"] for t in ("sweep_short", "sweep"))
+    assert short[0]["psnr"] == full[0]["psnr"] and short[2]["psnr"] != full[2]["psnr"]
+    (tmp_path / "bad.toml").write_text(suite.replace("budget = 0.6", "budget = 0"))
+    with pytest.raises(UserError, match="budget share > 0"):
+        load_suite(tmp_path / "bad.toml")
+
+
 def test_each_seed_starts_one_teacher_further_on():
     assert [rotated(["a", "b", "c"], k) for k in range(4)] == [
         ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
@@ -171,7 +188,8 @@ def test_bad_suites_fail_before_running(tmp_path, capsys, change, message):
 
 
 def test_bundled_suites_parse():
-    for name in ("quick", "full", "dev", "heldout", "ablation", "noise", "ratios"):
+    for name in ("quick", "full", "dev", "heldout", "ablation", "noise", "ratios", "shapes",
+                 "budgets"):
         suite = load_suite(suite_path(name))
         assert suite["cases"] and all(c["teachers"] for c in suite["cases"])
     heldout, dev = load_suite(suite_path("heldout")), load_suite(suite_path("dev"))

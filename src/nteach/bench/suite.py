@@ -42,6 +42,7 @@ CASE_KEYS = {"name", "targets", "teachers", "regime"} | {f.name for f in fields(
 FIXED_PER_CASE = {"image", "signal", "size", "gray", "sample_rate", "clip_seconds", "mono", "resolution",
                   "surface_points", "seed"}
 VARIANT_SETTINGS = CASE_KEYS - {"name", "targets", "teachers", "regime"} - FIXED_PER_CASE
+BUDGET_SHARE = "budget"  # a variant's share of each case's budget (steps or seconds), its schedule over it
 
 
 def suite_path(name_or_path: str, kind: str = "inr") -> Path:
@@ -102,6 +103,9 @@ def load_suite(path: Path) -> dict:
         fixed = sorted(set(table) & FIXED_PER_CASE)
         if fixed:
             raise UserError(f"{path}: variant {name!r} sets {fixed[0]!r}, which only a case can set")
+        share = table.get(BUDGET_SHARE, 1.0)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or share <= 0:
+            raise UserError(f"{path}: variant {name!r} needs a budget share > 0, got {share!r}")
     return {"name": suite.get("name", path.stem), "cases": cases, "variants": variants,
             "seeds": list(suite.get("seeds", [0])), "eval_every": suite.get("eval_every"),
             "reference": reference, "controls": controls}
@@ -119,7 +123,7 @@ def split_variant(suite: dict, teacher: str) -> tuple[str, dict, dict]:
     its hyperparameters); a registered teacher's name alone has neither."""
     variant = dict(suite["variants"].get(teacher, {"teacher": teacher}))
     name = variant.pop("teacher")
-    settings = {k: variant.pop(k) for k in list(variant) if k in VARIANT_SETTINGS}
+    settings = {k: variant.pop(k) for k in list(variant) if k in VARIANT_SETTINGS | {BUDGET_SHARE}}
     return name, settings, variant
 
 
@@ -136,8 +140,13 @@ def variant_fit(suite: dict, case: dict, teacher: str, signal, seed: int | None 
     """The Fit of one teachers-list entry on one case: a registered teacher, or a variant (a teacher
     with hyperparameters and, for keys that are case settings such as ``ratio``, the case's overridden)."""
     name, settings, variant = split_variant(suite, teacher)
+    share = settings.pop(BUDGET_SHARE, 1.0)
     seeded = {} if seed is None else {"seed": seed}
     config = SignalModelConfig(**{**asdict(case["config"]), **settings, **seeded})
+    if share != 1.0 and config.steps is not None:
+        config = replace(config, steps=max(1, round(config.steps * share)))
+    elif share != 1.0:
+        config = replace(config, seconds=config.seconds * share)
     return build_fit(config, name, variant, signal, eval_every=eval_every)
 
 

@@ -224,6 +224,11 @@ class Fit(WithRunState):
     def done(self) -> bool:
         return self.budget.used(self.step, self.clock.seconds) >= self.budget.total
 
+    def shown_progress(self) -> float:
+        """The budget used, for the progress bar: a step's last seconds overshoot a time budget, and
+        the bar stops at its total."""
+        return min(self.budget.used(self.step, self.clock.seconds), self.budget.total)
+
     def run(self, show_progress: bool = True, stop: threading.Event | None = None,
             checkpoint: Callable[[], None] | None = None, checkpoint_every: int = 0) -> bool:
         """Train until the budget is spent (True) or ``stop`` is set (False).
@@ -236,7 +241,7 @@ class Fit(WithRunState):
         bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]"
         with progress_bar(total=self.budget.total, unit=unit, show=show_progress,
                           bar_format=bar_format) as bar, self.run_state.random_stream():
-            bar.update(self.budget.used(self.step, self.clock.seconds))
+            bar.update(self.shown_progress())
             if not self.warmed_up:
                 show_status(bar, "compiling, off the clock")
             self.warm_up()
@@ -248,12 +253,11 @@ class Fit(WithRunState):
                     if checkpoint:
                         checkpoint()
                     return False
-                before = self.budget.used(self.step, self.clock.seconds)
+                before = self.shown_progress()
                 self.train_step()
                 stopping = self.run_state.agree(stop)
-                used = self.budget.used(self.step, self.clock.seconds)
-                bar.update(used - before)
-                if used >= self.next_eval or self.done():
+                bar.update(self.shown_progress() - before)
+                if self.budget.used(self.step, self.clock.seconds) >= self.next_eval or self.done():
                     record = self.evaluate()
                     metric = self.signal.metric
                     show_status(bar, f"step {self.step}, {metric} {record[metric]:.3f}, "
