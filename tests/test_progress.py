@@ -27,3 +27,14 @@ def test_a_fits_fifty_evaluations_write_a_few_lines_to_a_log(tiny_signal, capsys
     lines = drawn_lines(capsys.readouterr().err)
     assert len(fit.history) == 51 and 1 <= len(lines) <= 3
     assert "step 100" in lines[-1]  # the last evaluation's status is on the closing line
+
+
+def test_a_timed_fit_s_bar_ends_at_its_total(tiny_signal, capsys, recwarn):
+    """A time budget's last step overshoots it; the bar stops at the total, without tqdm's warning."""
+    model = make_model("siren", 2, 3, width=8, depth=1)
+    fit = Fit(tiny_signal, model, Teacher("uniform", len(tiny_signal)), Budget(seconds=0.05), eval_every=0.01)
+    fit.run(show_progress=True)
+    assert fit.clock.seconds > 0.05  # the overshoot the bar must not show
+    assert not [w for w in recwarn if "clamping frac" in str(w.message)]
+    closing = drawn_lines(capsys.readouterr().err)[-1]
+    assert "100%" in closing and "-00:00" not in closing
